@@ -1,0 +1,1 @@
+export { startService, type Service } from './service.ts';

@@ -1,0 +1,1 @@
+export { redactSecrets, keyHint } from './redact.ts';
