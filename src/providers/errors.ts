@@ -126,6 +126,11 @@ export function toProviderError(error: unknown, ctx: FailureContext): ProviderEr
   }
 
   const message = error instanceof Error ? error.message : String(error);
+  if (isNetworkFailure(error)) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : message;
+    return new ProviderError({ code: 'unavailable', provider: ctx.provider, message: clean(`Cannot reach the vendor: ${detail}`), retryable: true });
+  }
   if (error instanceof Error && error.name === 'AbortError') {
     return new ProviderError({ code: 'cancelled', provider: ctx.provider, message: 'The call was cancelled', retryable: false });
   }
@@ -135,6 +140,11 @@ export function toProviderError(error: unknown, ctx: FailureContext): ProviderEr
     message: clean(message),
     retryable: false,
   });
+}
+
+/** fetch() rejects with a TypeError whose cause carries the socket error (ECONNREFUSED, ...). */
+function isNetworkFailure(error: unknown): boolean {
+  return error instanceof TypeError && (error.message === 'fetch failed' || (error as { cause?: { code?: unknown } }).cause?.code !== undefined);
 }
 
 const RETRYABLE_CODES: ReadonlySet<ProviderErrorCode> = new Set(['rate_limited', 'overloaded', 'timeout', 'unavailable']);

@@ -15,7 +15,7 @@ import type {
   StreamPart,
   Usage,
 } from './types.ts';
-import { bindVendor, type VendorBinding } from './vendors.ts';
+import { bindVendor, vendorProviderOptions, type VendorBinding } from './vendors.ts';
 
 /** Time limit of one HTTP attempt when the agent sets no `timeout_ms`. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -160,14 +160,22 @@ export class AiSdkProvider implements Provider {
     const messages: ModelMessage[] | undefined = options.history?.length
       ? [...options.history.map((m) => ({ role: m.role, content: m.content })), { role: 'user', content: prompt }]
       : undefined;
+    const sampling = {
+      temperature: options.temperature ?? s.temperature,
+      maxTokens: options.maxTokens ?? s.maxTokens,
+      topP: options.topP ?? s.topP,
+      stop: options.stop ?? s.stop,
+    };
+    const providerOptions = vendorProviderOptions(this.name, sampling);
     return {
       model: this.#binding.model as LanguageModel,
       ...(options.systemPrompt ? { instructions: options.systemPrompt } : {}),
       ...(messages ? { messages } : { prompt }),
-      temperature: options.temperature ?? s.temperature,
-      maxOutputTokens: options.maxTokens ?? s.maxTokens,
-      topP: options.topP ?? s.topP,
-      stopSequences: options.stop ?? s.stop,
+      ...(providerOptions ? { providerOptions } : {}),
+      temperature: sampling.temperature,
+      maxOutputTokens: sampling.maxTokens,
+      topP: sampling.topP,
+      stopSequences: sampling.stop,
       // Retries are ours: they honour retry-after and produce ProviderErrors.
       maxRetries: 0,
       abortSignal: signal,

@@ -8,7 +8,7 @@ import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { createGroq } from '@ai-sdk/groq';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenRouter } from '@openrouter/ai-sdk-provider';
-import type { LanguageModel } from 'ai';
+import type { JSONValue, LanguageModel } from 'ai';
 import { createOllama } from 'ollama-ai-provider-v2';
 import type { ProviderName, ProviderSettings } from './types.ts';
 
@@ -100,4 +100,25 @@ export function bindVendor(settings: ProviderSettings, apiKey: string | undefine
       };
     }
   }
+}
+
+export interface SamplingSettings {
+  temperature: number | undefined;
+  maxTokens: number | undefined;
+  topP: number | undefined;
+  stop: string[] | undefined;
+}
+
+/**
+ * Vendor-specific request options. ollama-ai-provider-v2 sends the standard sampling settings
+ * at the top level of the body, where Ollama ignores them; Ollama reads them from `options`.
+ */
+export function vendorProviderOptions(provider: ProviderName, sampling: SamplingSettings): Record<string, Record<string, JSONValue>> | undefined {
+  if (provider !== 'ollama') return undefined;
+  const options: Record<string, JSONValue> = {};
+  if (sampling.temperature !== undefined) options.temperature = sampling.temperature;
+  if (sampling.maxTokens !== undefined) options.num_predict = sampling.maxTokens;
+  if (sampling.topP !== undefined) options.top_p = sampling.topP;
+  if (sampling.stop !== undefined) options.stop = sampling.stop;
+  return { ollama: { options } };
 }

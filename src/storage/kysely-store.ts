@@ -1,0 +1,304 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import { EnsembleError } from '../core/index.ts';
+import { migrationProvider, type Engine } from './migrations.ts';
+import type { AgentsTable, AuditLogTable, Database } from './schema.ts';
+import type {
+  AgentFilter,
+  AgentHealth,
+  AgentPatch,
+  AgentRecord,
+  AgentStore,
+  AppRecord,
+  AppStore,
+  AuditEntry,
+  AuditQuery,
+  AuditStore,
+  Storage,
+  TokenRecord,
+  TokenStore,
+} from './types.ts';
+
+const MIGRATION_LOCK_KEY = 7_320_411_903; // any constant shared by every Ensemble process
+
+/** The SQLite and PostgreSQL adapters: one Kysely implementation of every port per engine. */
+export class KyselyStorage implements Storage {
+  readonly engine: Engine;
+  readonly apps: AppStore;
+  readonly tokens: TokenStore;
+  readonly agents: AgentStore;
+  readonly audit: AuditStore;
+  readonly db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>, engine: Engine) {
+    this.db = db;
+    this.engine = engine;
+    this.apps = new KyselyAppStore(db);
+    this.tokens = new KyselyTokenStore(db);
+    this.agents = new KyselyAgentStore(db);
+    this.audit = new KyselyAuditStore(db);
+  }
+
+  async migrate(): Promise<void> {
+    const run = async (db: Kysely<Database>) => {
+      const migrator = new Migrator({ db, provider: migrationProvider(this.engine), migrationTableName: 'ensemble_migrations', migrationLockTableName: 'ensemble_migrations_lock' });
+      const { error, results } = await migrator.migrateToLatest();
+      if (error) {
+        const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+        throw new Error(`Migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    };
+    if (this.engine === 'sqlite') return run(this.db);
+    // Kysely locks inside the migration transaction, but creates its bookkeeping tables before
+    // that; two processes racing on CREATE TABLE can collide in PostgreSQL's catalog. A session
+    // lock around the whole run serializes them.
+    await this.db.connection().execute(async (conn) => {
+      await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(conn);
+      try {
+        await run(conn);
+      } finally {
+        await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.execute(conn);
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
+
+/** Unique-constraint violations, as both engines report them. */
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: unknown; errcode?: unknown; message?: unknown };
+  return e?.code === '23505' || e?.errcode === 2067 || (typeof e?.message === 'string' && e.message.includes('UNIQUE constraint failed'));
+}
+
+function parseJson<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+class KyselyAppStore implements AppStore {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async create(app: AppRecord): Promise<void> {
+    try {
+      await this.#db.insertInto('apps').values({ ...app, settings: JSON.stringify(app.settings) }).execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An app named "${app.name}" already exists`, { field: 'name' });
+      throw error;
+    }
+  }
+
+  async list(): Promise<AppRecord[]> {
+    const rows = await this.#db.selectFrom('apps').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toApp);
+  }
+
+  async get(id: string): Promise<AppRecord | undefined> {
+    const row = await this.#db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toApp(row);
+  }
+
+  async getByName(name: string): Promise<AppRecord | undefined> {
+    const row = await this.#db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
+    return row && toApp(row);
+  }
+}
+
+function toApp(row: Selectable<Database['apps']>): AppRecord {
+  return { id: row.id, name: row.name, created_at: row.created_at, settings: parseJson(row.settings, {}) };
+}
+
+class KyselyTokenStore implements TokenStore {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async create(token: TokenRecord & { token_hash: string }): Promise<void> {
+    await this.#db.insertInto('app_tokens').values(token).execute();
+  }
+
+  async findActiveByHash(tokenHash: string): Promise<TokenRecord | undefined> {
+    return this.#db
+      .selectFrom('app_tokens')
+      .select(['id', 'app_id', 'name', 'created_at', 'revoked_at'])
+      .where('token_hash', '=', tokenHash)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+  }
+
+  async revoke(appId: string, tokenId: string, at: string): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('app_tokens')
+      .set({ revoked_at: at })
+      .where('id', '=', tokenId)
+      .where('app_id', '=', appId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) return true;
+    // Revoking twice is not an error; revoking another app's token is "not found".
+    const exists = await this.#db.selectFrom('app_tokens').select('id').where('id', '=', tokenId).where('app_id', '=', appId).executeTakeFirst();
+    return exists !== undefined;
+  }
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+class KyselyAgentStore implements AgentStore {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async create(agent: AgentRecord): Promise<void> {
+    try {
+      await this.#db.insertInto('agents').values(toAgentRow(agent)).execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An agent named "${agent.name}" already exists`, { field: 'name' });
+      throw error;
+    }
+  }
+
+  async list(appId: string, filter: AgentFilter = {}): Promise<AgentRecord[]> {
+    let query = this.#db.selectFrom('agents').selectAll().where('app_id', '=', appId);
+    if (filter.role !== undefined) query = query.where('role', '=', filter.role);
+    if (filter.provider !== undefined) query = query.where('provider', '=', filter.provider);
+    if (filter.is_active !== undefined) query = query.where('is_active', '=', filter.is_active ? 1 : 0);
+    const rows = await query.orderBy('name').execute();
+    return rows.map(toAgent);
+  }
+
+  async get(appId: string, idOrName: string): Promise<AgentRecord | undefined> {
+    const column = UUID_PATTERN.test(idOrName) ? 'id' : 'name';
+    const row = await this.#db.selectFrom('agents').selectAll().where('app_id', '=', appId).where(column, '=', idOrName).executeTakeFirst();
+    return row && toAgent(row);
+  }
+
+  async update(appId: string, id: string, patch: AgentPatch, updatedAt: string): Promise<AgentRecord | undefined> {
+    const values: Partial<AgentsTable> = { updated_at: updatedAt };
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      if (key === 'config') values.config = JSON.stringify(value);
+      else if (key === 'is_active') values.is_active = value ? 1 : 0;
+      else (values as Record<string, unknown>)[key] = value;
+    }
+    try {
+      await this.#db.updateTable('agents').set(values).where('app_id', '=', appId).where('id', '=', id).execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An agent named "${String(patch.name)}" already exists`, { field: 'name' });
+      throw error;
+    }
+    return this.get(appId, id);
+  }
+
+  async delete(appId: string, id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('agents').where('app_id', '=', appId).where('id', '=', id).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async setHealth(id: string, health: AgentHealth): Promise<void> {
+    await this.#db.updateTable('agents').set({ health: JSON.stringify(health) }).where('id', '=', id).execute();
+  }
+
+  async listActive(): Promise<AgentRecord[]> {
+    const rows = await this.#db.selectFrom('agents').selectAll().where('is_active', '=', 1).orderBy('id').execute();
+    return rows.map(toAgent);
+  }
+
+  async listKeysNotWrappedBy(kid: string, limit: number) {
+    return this.#db
+      .selectFrom('agents')
+      .select(['id', 'app_id', 'api_key_ciphertext', 'api_key_kid'])
+      .where('api_key_ciphertext', 'is not', null)
+      .where((eb) => eb.or([eb('api_key_kid', '!=', kid), eb('api_key_kid', 'is', null)]))
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  async swapKeyEnvelope(id: string, expected: string, next: string, kid: string): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('agents')
+      .set({ api_key_ciphertext: next, api_key_kid: kid })
+      .where('id', '=', id)
+      .where('api_key_ciphertext', '=', expected)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+}
+
+function toAgentRow(agent: AgentRecord): AgentsTable {
+  return {
+    ...agent,
+    config: JSON.stringify(agent.config),
+    health: JSON.stringify(agent.health),
+    is_active: agent.is_active ? 1 : 0,
+  };
+}
+
+const UNKNOWN_HEALTH: AgentHealth = { status: 'unknown', checked_at: null, latency_ms: null, error: null };
+
+function toAgent(row: Selectable<AgentsTable>): AgentRecord {
+  const health = parseJson<Partial<AgentHealth>>(row.health, {});
+  return {
+    ...row,
+    config: parseJson(row.config, {}),
+    is_active: Number(row.is_active) === 1,
+    health: { ...UNKNOWN_HEALTH, ...health },
+  };
+}
+
+class KyselyAuditStore implements AuditStore {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async append(entry: AuditEntry): Promise<void> {
+    await this.#db
+      .insertInto('audit_log')
+      .values({ ...entry, details: JSON.stringify(entry.details) })
+      .execute();
+  }
+
+  async list(appId: string, query: AuditQuery): Promise<AuditEntry[]> {
+    let q = this.#db.selectFrom('audit_log').selectAll().where('app_id', '=', appId);
+    if (query.action) q = q.where('action', '=', query.action);
+    if (query.actor) q = q.where('actor', '=', query.actor);
+    if (query.target_id) q = q.where('target_id', '=', query.target_id);
+    if (query.from) q = q.where('at', '>=', query.from);
+    if (query.to) q = q.where('at', '<', query.to);
+    if (query.before) {
+      const anchor = this.#db.selectFrom('audit_log').select('seq').where('id', '=', query.before);
+      q = q.where('seq', '<', anchor);
+    }
+    const rows = await q.orderBy('seq', 'desc').limit(query.limit).execute();
+    return rows.map(toAudit);
+  }
+}
+
+function toAudit(row: Selectable<AuditLogTable>): AuditEntry {
+  return {
+    id: row.id,
+    app_id: row.app_id,
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    target_type: row.target_type,
+    target_id: row.target_id,
+    outcome: row.outcome as AuditEntry['outcome'],
+    details: parseJson(row.details, {}),
+  };
+}

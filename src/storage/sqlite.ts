@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import type { Database } from './schema.ts';
+
+/**
+ * Kysely's SQLite dialect expects a better-sqlite3-like handle; node:sqlite is close enough that
+ * this adapter is all it takes (and it keeps native addons out of the install).
+ */
+class NodeSqliteStatement implements SqliteStatement {
+  readonly reader: boolean;
+  readonly #statement: StatementSync;
+
+  constructor(statement: StatementSync) {
+    this.#statement = statement;
+    this.reader = statement.columns().length > 0;
+  }
+
+  all(parameters: ReadonlyArray<unknown>): unknown[] {
+    return this.#statement.all(...(parameters as SQLInputValue[]));
+  }
+
+  run(parameters: ReadonlyArray<unknown>) {
+    return this.#statement.run(...(parameters as SQLInputValue[]));
+  }
+
+  iterate(parameters: ReadonlyArray<unknown>): IterableIterator<unknown> {
+    return this.#statement.iterate(...(parameters as SQLInputValue[]));
+  }
+}
+
+class NodeSqliteDatabase implements SqliteDatabase {
+  readonly #db: DatabaseSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  prepare(sql: string): SqliteStatement {
+    // A deferred BEGIN takes the write lock only at the first write, and two processes that
+    // both read first cannot both upgrade (SQLITE_BUSY without waiting). BEGIN IMMEDIATE waits
+    // on busy_timeout instead, which is what makes concurrent migrations and writes safe.
+    const text = sql.trim().toLowerCase() === 'begin' ? 'begin immediate' : sql;
+    return new NodeSqliteStatement(this.#db.prepare(text));
+  }
+}
+
+/** Opens (creating if needed) the embedded database file in WAL mode. */
+export function openSqlite(file: string): Kysely<Database> {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const db = new DatabaseSync(file);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA busy_timeout = 10000');
+  db.exec('PRAGMA foreign_keys = ON');
+  db.exec('PRAGMA synchronous = NORMAL');
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: new NodeSqliteDatabase(db) }) });
+}
