@@ -1,40 +1,88 @@
 import { mkdirSync } from 'node:fs';
 import type { Config, Logger } from '../config/index.ts';
 import { createHttpApp, startHttpServer, type RunningServer } from '../http/index.ts';
+import type { ProviderDeps } from '../providers/index.ts';
+import { AgentService, AppService, AuditWriter, HealthMonitor, type HealthMonitorOptions } from '../registry/index.ts';
+import { OutboundPolicy } from '../security/index.ts';
+import { openStorage, type Storage } from '../storage/index.ts';
+import { ensureDefaultApp, loadKeyring } from './bootstrap.ts';
 
 export interface Service {
   readonly url: string;
   readonly server: RunningServer;
+  readonly storage: Storage;
+  /** The default app's token file in embedded single-user mode. */
+  readonly defaultTokenFile: string | undefined;
   /** Stops taking requests, lets running work finish (up to the grace period), releases resources. */
   stop(): Promise<void>;
 }
 
-/** The composition root: picks the concrete adapters for a configuration and starts serving. */
-export async function startService(config: Config, logger: Logger): Promise<Service> {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const storageKind = config.databaseUrl ? 'postgres' : 'sqlite';
-  const queueKind = config.redisUrl ? 'redis' : 'local';
-  const app = createHttpApp({
-    logger,
-    bodyLimitBytes: config.bodyLimitBytes,
-    health: { storage: () => storageKind, queue: () => queueKind },
-  });
-  const server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
-  logger.info({ url, storage: storageKind, queue: queueKind, data_dir: config.dataDir }, 'ensemble listening');
+export interface ServiceOptions {
+  /** Environment for vendor keys (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Provider options (tests pin retry timing). */
+  providerDeps?: Omit<ProviderDeps, 'fetch'>;
+  healthMonitor?: Partial<HealthMonitorOptions> & { enabled?: boolean };
+}
 
-  let stopping: Promise<void> | undefined;
-  return {
-    url,
-    server,
-    stop: () => {
-      stopping ??= (async () => {
-        const grace = setTimeout(() => logger.warn('grace period over; closing remaining connections'), config.shutdownGraceMs);
-        grace.unref();
-        await server.close();
-        clearTimeout(grace);
-      })();
-      return stopping;
-    },
-  };
+/** The composition root: picks the concrete adapters for a configuration and starts serving. */
+export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const embedded = !config.databaseUrl;
+  const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    const keyring = loadKeyring({ masterKeys: config.masterKeys, dataDir: config.dataDir, embedded, logger });
+    const audit = new AuditWriter(storage.audit);
+    const apps = new AppService(storage, audit, config.adminToken);
+    const agents = new AgentService({
+      storage,
+      keyring,
+      audit,
+      outbound: new OutboundPolicy(config.allowedPrivateHosts),
+      env: options.env ?? process.env,
+      ...(options.providerDeps ? { providerDeps: options.providerDeps } : {}),
+    });
+    const defaultTokenFile = config.adminToken === undefined ? await ensureDefaultApp(apps, config.dataDir, logger) : undefined;
+
+    const monitor = new HealthMonitor(storage, agents, {
+      intervalMs: config.healthIntervalMs,
+      ...options.healthMonitor,
+      onError: (error) => logger.warn({ err: { message: (error as Error).message } }, 'health check failed'),
+    });
+    if (options.healthMonitor?.enabled !== false) monitor.start();
+
+    const queueKind = config.redisUrl ? 'redis' : 'local';
+    const app = createHttpApp({
+      logger,
+      bodyLimitBytes: config.bodyLimitBytes,
+      health: { storage: () => storage.engine, queue: () => queueKind },
+      apps,
+      agents,
+    });
+    const server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
+    logger.info({ url, storage: storage.engine, queue: queueKind, data_dir: config.dataDir }, 'ensemble listening');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      url,
+      server,
+      storage,
+      defaultTokenFile,
+      stop: () => {
+        stopping ??= (async () => {
+          await monitor.stop();
+          const grace = setTimeout(() => logger.warn('grace period over; closing remaining connections'), config.shutdownGraceMs);
+          grace.unref();
+          await server.close();
+          clearTimeout(grace);
+          await storage.close();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
 }

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/index.ts';
 import { VERSION } from '../core/index.ts';
+import { rotateKeysCommand } from './keys.ts';
 import { serveCommand } from './serve.ts';
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
@@ -18,6 +19,13 @@ export async function main(argv: string[]): Promise<void> {
     .option('--host <host>', 'interface to bind (default 127.0.0.1)')
     .option('--data-dir <dir>', 'data directory (default ./.ensemble)')
     .action(serveCommand);
+
+  const keys = program.command('keys').description('Manage the master keys that encrypt provider keys');
+  keys
+    .command('rotate')
+    .description('Re-wrap every provider key under the first key of ENSEMBLE_MASTER_KEYS (safe while the server runs; resumable)')
+    .option('--data-dir <dir>', 'data directory of the embedded store (default ./.ensemble)')
+    .action(rotateKeysCommand);
 
   try {
     await program.parseAsync(argv);

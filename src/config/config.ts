@@ -27,6 +27,8 @@ const ConfigSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** How long SIGTERM waits for running steps before the process exits. */
   shutdownGraceMs: z.coerce.number().int().min(0).default(30_000),
+  /** Time between two health checks of an agent (jittered). */
+  healthIntervalMs: z.coerce.number().int().min(1000).default(5 * 60_000),
   /** Largest accepted request body. */
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
@@ -46,6 +48,7 @@ const ENV_NAMES = {
   logLevel: 'LOG_LEVEL',
   shutdownGraceMs: 'ENSEMBLE_SHUTDOWN_GRACE_MS',
   bodyLimitBytes: 'ENSEMBLE_BODY_LIMIT_BYTES',
+  healthIntervalMs: 'ENSEMBLE_HEALTH_INTERVAL_MS',
 } as const satisfies Record<keyof Config, string>;
 
 export class ConfigError extends Error {

@@ -1,19 +1,28 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Hook } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Logger } from '../config/index.ts';
 import { EnsembleError, VERSION } from '../core/index.ts';
+import type { AgentService, AppService } from '../registry/index.ts';
+import type { AppEnv } from './env.ts';
 import { sendError, toEnsembleError } from './errors.ts';
+import { authenticate } from './middleware/auth.ts';
+import { jsonBody } from './middleware/body.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerAppRoutes } from './routes/apps.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
+
+export type { AppEnv };
 
 export interface HttpDeps {
   logger: Logger;
   health: HealthSource;
   bodyLimitBytes: number;
+  apps: AppService;
+  agents: AgentService;
 }
-
-export type AppEnv = { Variables: { requestId: string } };
 
 /** Validation failures of any route become the contract's 400 with the failing field paths. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c) => {
@@ -25,6 +34,39 @@ export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result, c
   }
   return undefined;
 };
+
+/** Hono's own HTTP errors (e.g. a validator that met no body) in the contract's codes. */
+function fromHttpException(error: HTTPException): EnsembleError {
+  switch (error.status) {
+    case 400:
+      return new EnsembleError('invalid_request', error.message || 'Invalid request');
+    case 413:
+      return new EnsembleError('payload_too_large', error.message);
+    case 415:
+      return new EnsembleError('unsupported_media_type', error.message);
+    default:
+      return new EnsembleError('internal_error', 'Internal error');
+  }
+}
+
+/** Most clients read no answer until they have sent their whole body, so the rest is read and dropped. */
+const MAX_DISCARD_BYTES = 64 * 1024 * 1024;
+
+async function discardBody(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body || body.locked) return;
+  const reader = body.getReader();
+  let seen = 0;
+  try {
+    while (seen < MAX_DISCARD_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away; nothing left to discard.
+  }
+}
 
 /** Builds the Hono application: middleware, every route, and the OpenAPI document. */
 export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
@@ -49,13 +91,20 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
     '*',
     bodyLimit({
       maxSize: deps.bodyLimitBytes,
-      onError: (c) =>
-        sendError(c, new EnsembleError('payload_too_large', `Request body is larger than ${deps.bodyLimitBytes} bytes`)),
+      onError: async (c) => {
+        await discardBody(c.req.raw.body);
+        return sendError(c, new EnsembleError('payload_too_large', `Request body is larger than ${deps.bodyLimitBytes} bytes`));
+      },
     }),
   );
+  app.use('/api/v1/*', authenticate(deps.apps));
+  app.use('/api/v1/*', jsonBody());
 
   registerHealthRoutes(app, deps.health);
+  registerAppRoutes(app, deps.apps);
+  registerAgentRoutes(app, deps.agents);
 
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Ensemble API', version: VERSION, description: 'Multi-agent LLM orchestration service.' },
@@ -63,9 +112,10 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
 
   app.notFound((c) => sendError(c, new EnsembleError('not_found', `No route for ${c.req.method} ${c.req.path}`)));
   app.onError((error, c) => {
-    const known = toEnsembleError(error);
+    const known = error instanceof HTTPException ? fromHttpException(error) : toEnsembleError(error);
     if (known.code === 'internal_error') {
-      deps.logger.error({ request_id: c.get('requestId'), err: { name: (error as Error).name, message: (error as Error).message } }, 'unhandled error');
+      const err = error as Error;
+      deps.logger.error({ request_id: c.get('requestId'), err: { name: err.name, message: err.message, stack: err.stack } }, 'unhandled error');
     }
     return sendError(c, known);
   });

@@ -8,6 +8,8 @@ function silentLogger() {
 }
 
 const app = createHttpApp({
+  apps: {} as never,
+  agents: {} as never,
   logger: silentLogger(),
   bodyLimitBytes: 1024 * 1024,
   health: { storage: () => 'sqlite', queue: () => 'local' },
@@ -22,9 +24,9 @@ describe('HTTP basics', () => {
   });
 
   it("unknown routes answer 404 in the contract's error shape", async () => {
-    const res = await app.request('/api/v1/nothing-here', { method: 'POST' });
+    const res = await app.request('/nothing-here', { method: 'POST' });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.stringContaining('/api/v1/nothing-here'), details: null } });
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.stringContaining('/nothing-here'), details: null } });
   });
 
   it('serves an OpenAPI 3.1 document that lists the health route', async () => {
