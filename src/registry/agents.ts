@@ -13,7 +13,8 @@ import {
 import { keyHint, type Keyring, type OutboundPolicy } from '../security/index.ts';
 import type { AgentFilter, AgentHealth, AgentPatch, AgentRecord, Storage } from '../storage/index.ts';
 import { AgentConfigSchema, type AgentConfig, type AgentCreateInput, type AgentPatchInput } from './agent-schema.ts';
-import { AuditWriter, type Actor } from './audit.ts';
+import type { AuditWriter} from './audit.ts';
+import { type Actor } from './audit.ts';
 
 /** An agent as every response shows it: no field ever holds the key. */
 export interface AgentView {

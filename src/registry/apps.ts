@@ -1,7 +1,8 @@
 import { EnsembleError, newId } from '../core/index.ts';
 import { constantTimeEqual, generateToken, hashToken } from '../security/index.ts';
 import type { AppRecord, Storage } from '../storage/index.ts';
-import { AuditWriter, type Actor } from './audit.ts';
+import type { AuditWriter} from './audit.ts';
+import { type Actor } from './audit.ts';
 
 export type Principal = { kind: 'admin' } | { kind: 'app'; appId: string; tokenId: string };
 
