@@ -14,7 +14,7 @@ const create = createRoute({
   tags: ['agents'],
   summary: 'Register an agent',
   security,
-  request: { body: { required: true, ...json(AgentCreateSchema.openapi('AgentCreate')) } },
+  request: { body: { required: true, ...json(AgentCreateSchema) } },
   responses: { 201: { description: 'Created', ...json(AgentSchema) }, ...errorResponses(400, 401, 403, 409, 413, 415) },
 });
 
@@ -50,7 +50,7 @@ const patch = createRoute({
   tags: ['agents'],
   summary: 'Change an agent; `api_key` rotates its key, `config` is merged (null removes a key)',
   security,
-  request: { params: IdParam, body: { required: true, ...json(AgentPatchSchema.openapi('AgentPatch')) } },
+  request: { params: IdParam, body: { required: true, ...json(AgentPatchSchema) } },
   responses: { 200: { description: 'The agent', ...json(AgentSchema) }, ...errorResponses(400, 401, 403, 404, 409, 413, 415) },
 });
 
