@@ -17,22 +17,7 @@ import type { AuditWriter} from './audit.ts';
 import { type Actor } from './audit.ts';
 
 /** An agent as every response shows it: no field ever holds the key. */
-export interface AgentView {
-  id: string;
-  app_id: string;
-  name: string;
-  provider: string;
-  model: string;
-  role: string;
-  system_prompt: string;
-  config: Record<string, unknown>;
-  is_active: boolean;
-  api_key_set: boolean;
-  api_key_hint: string | null;
-  health: AgentHealth;
-  created_at: string;
-  updated_at: string;
-}
+export type AgentView = Omit<AgentRecord, 'api_key_ciphertext' | 'api_key_kid'> & { api_key_set: boolean };
 
 export function toAgentView(agent: AgentRecord): AgentView {
   return {
