@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { Kysely, SqliteAdapter, SqliteDialect, type DialectAdapter, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import type { Database } from './schema.ts';
 
 /**
@@ -50,13 +50,30 @@ class NodeSqliteDatabase implements SqliteDatabase {
   }
 }
 
+/**
+ * SQLite runs DDL inside transactions perfectly well; Kysely's adapter says otherwise, which
+ * makes its migrator run without a transaction and without a lock. Saying yes puts each
+ * migration run in one BEGIN IMMEDIATE transaction, which serializes concurrent processes.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class EnsembleSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
 /** Opens (creating if needed) the embedded database file in WAL mode. */
 export function openSqlite(file: string): Kysely<Database> {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const db = new DatabaseSync(file);
+  // The busy timeout must hold from the first statement: switching to WAL takes a lock too.
+  const db = new DatabaseSync(file, { timeout: 10_000 });
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec('PRAGMA busy_timeout = 10000');
   db.exec('PRAGMA foreign_keys = ON');
   db.exec('PRAGMA synchronous = NORMAL');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: new NodeSqliteDatabase(db) }) });
+  return new Kysely<Database>({ dialect: new EnsembleSqliteDialect({ database: new NodeSqliteDatabase(db) }) });
 }
