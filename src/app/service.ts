@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import type { Config, Logger } from '../config/index.ts';
 import { createHttpApp, startHttpServer, type RunningServer } from '../http/index.ts';
+import { EventBus, InProcessRunQueue, RunService, WorkflowService } from '../orchestrator/index.ts';
 import type { ProviderDeps } from '../providers/index.ts';
 import { AgentService, AppService, AuditWriter, HealthMonitor, type HealthMonitorOptions } from '../registry/index.ts';
 import { OutboundPolicy } from '../security/index.ts';
 import { openStorage, type Storage } from '../storage/index.ts';
+import { Semaphore } from '../workflow/index.ts';
 import { ensureDefaultApp, loadKeyring } from './bootstrap.ts';
 
 export interface Service {
@@ -42,6 +44,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
       env: options.env ?? process.env,
       ...(options.providerDeps ? { providerDeps: options.providerDeps } : {}),
     });
+    const bus = new EventBus();
+    const queue = new InProcessRunQueue((runId, error) => logger.error({ run_id: runId, err: { message: (error as Error).message, stack: (error as Error).stack } }, 'run execution failed'));
+    const runs = new RunService({
+      storage,
+      agents,
+      audit,
+      bus,
+      queue,
+      runConcurrency: config.runConcurrency,
+      processSemaphore: new Semaphore(config.processConcurrency),
+    });
+    const workflows = new WorkflowService(storage, agents, audit);
     const defaultTokenFile = config.adminToken === undefined ? await ensureDefaultApp(apps, config.dataDir, logger) : undefined;
 
     const monitor = new HealthMonitor(storage, agents, {
@@ -51,13 +65,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
     if (options.healthMonitor?.enabled !== false) monitor.start();
 
-    const queueKind = config.redisUrl ? 'redis' : 'local';
+    queue.start((runId) => runs.execute(runId));
+    const resumed = await runs.resumeUnfinished();
+    if (resumed > 0) logger.info({ runs: resumed }, 'resuming unfinished runs');
+    const queueKind = queue.kind;
     const app = createHttpApp({
       logger,
       bodyLimitBytes: config.bodyLimitBytes,
       health: { storage: () => storage.engine, queue: () => queueKind },
       apps,
       agents,
+      workflows,
+      runs,
     });
     const server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
@@ -74,7 +93,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
           await monitor.stop();
           const grace = setTimeout(() => logger.warn('grace period over; closing remaining connections'), config.shutdownGraceMs);
           grace.unref();
-          await server.close();
+          // New runs stop at once; running steps get the grace period, then are interrupted
+          // (not cancelled): they resume on the next start.
+          const closing = server.close();
+          await queue.stop(config.shutdownGraceMs);
+          runs.interruptAll();
+          await queue.stop(1000);
+          // Event streams of interrupted runs would wait forever: they are closed; clients reconnect with Last-Event-ID.
+          server.closeAll();
+          await closing;
           clearTimeout(grace);
           await storage.close();
         })();

@@ -29,6 +29,10 @@ const ConfigSchema = z.object({
   shutdownGraceMs: z.coerce.number().int().min(0).default(30_000),
   /** Time between two health checks of an agent (jittered). */
   healthIntervalMs: z.coerce.number().int().min(1000).default(5 * 60_000),
+  /** Provider calls in flight per run. */
+  runConcurrency: z.coerce.number().int().min(1).default(16),
+  /** Provider calls in flight in one process, across runs. */
+  processConcurrency: z.coerce.number().int().min(1).default(4096),
   /** Largest accepted request body. */
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
@@ -49,6 +53,8 @@ const ENV_NAMES = {
   shutdownGraceMs: 'ENSEMBLE_SHUTDOWN_GRACE_MS',
   bodyLimitBytes: 'ENSEMBLE_BODY_LIMIT_BYTES',
   healthIntervalMs: 'ENSEMBLE_HEALTH_INTERVAL_MS',
+  runConcurrency: 'ENSEMBLE_RUN_CONCURRENCY',
+  processConcurrency: 'ENSEMBLE_PROCESS_CONCURRENCY',
 } as const satisfies Record<keyof Config, string>;
 
 export class ConfigError extends Error {

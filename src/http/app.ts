@@ -5,6 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Logger } from '../config/index.ts';
 import { EnsembleError, VERSION } from '../core/index.ts';
+import type { RunService, WorkflowService } from '../orchestrator/index.ts';
 import type { AgentService, AppService } from '../registry/index.ts';
 import type { AppEnv } from './env.ts';
 import { sendError, toEnsembleError } from './errors.ts';
@@ -13,6 +14,8 @@ import { jsonBody } from './middleware/body.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAppRoutes } from './routes/apps.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
+import { registerRunRoutes } from './routes/runs.ts';
+import { registerWorkflowRoutes, YAML_TYPES } from './routes/workflows.ts';
 
 export type { AppEnv };
 
@@ -22,6 +25,8 @@ export interface HttpDeps {
   bodyLimitBytes: number;
   apps: AppService;
   agents: AgentService;
+  workflows: WorkflowService;
+  runs: RunService;
 }
 
 /** Validation failures of any route become the contract's 400 with the failing field paths. */
@@ -98,11 +103,13 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
     }),
   );
   app.use('/api/v1/*', authenticate(deps.apps));
-  app.use('/api/v1/*', jsonBody());
+  app.use('/api/v1/*', jsonBody((path, type) => path.startsWith('/api/v1/workflows') && YAML_TYPES.test(type)));
 
   registerHealthRoutes(app, deps.health);
   registerAppRoutes(app, deps.apps);
   registerAgentRoutes(app, deps.agents);
+  registerWorkflowRoutes(app, deps.workflows, deps.runs);
+  registerRunRoutes(app, deps.runs);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/v1/openapi.json', {

@@ -6,6 +6,8 @@ export interface RunningServer {
   readonly host: string;
   /** Stops accepting connections and resolves when open ones have ended. */
   close(): Promise<void>;
+  /** Ends every open connection now (event streams included). */
+  closeAll(): void;
 }
 
 /** Serves a fetch handler on Node's HTTP server. Resolves once it listens. */
@@ -21,6 +23,9 @@ export function startHttpServer(fetchHandler: (request: Request) => Response | P
             // Idle keep-alive sockets would hold close() open until they time out.
             if ('closeIdleConnections' in server) server.closeIdleConnections();
           }),
+        closeAll: () => {
+          if ('closeAllConnections' in server) server.closeAllConnections();
+        },
       });
     });
     server.once('error', reject);

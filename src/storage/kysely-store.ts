@@ -2,6 +2,7 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { EnsembleError } from '../core/index.ts';
 import { migrationProvider, type Engine } from './migrations.ts';
+import { isUniqueViolation, KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
 import type { AgentsTable, AuditLogTable, Database } from './schema.ts';
 import type {
   AgentFilter,
@@ -16,7 +17,9 @@ import type {
   AuditStore,
   Storage,
   TokenRecord,
+  RunStore,
   TokenStore,
+  WorkflowStore,
 } from './types.ts';
 
 const MIGRATION_LOCK_KEY = 7_320_411_903; // any constant shared by every Ensemble process
@@ -28,6 +31,8 @@ export class KyselyStorage implements Storage {
   readonly tokens: TokenStore;
   readonly agents: AgentStore;
   readonly audit: AuditStore;
+  readonly workflows: WorkflowStore;
+  readonly runs: RunStore;
   readonly db: Kysely<Database>;
 
   constructor(db: Kysely<Database>, engine: Engine) {
@@ -37,6 +42,8 @@ export class KyselyStorage implements Storage {
     this.tokens = new KyselyTokenStore(db);
     this.agents = new KyselyAgentStore(db);
     this.audit = new KyselyAuditStore(db);
+    this.workflows = new KyselyWorkflowStore(db);
+    this.runs = new KyselyRunStore(db);
   }
 
   async migrate(): Promise<void> {
@@ -69,12 +76,6 @@ export class KyselyStorage implements Storage {
   async close(): Promise<void> {
     await this.db.destroy();
   }
-}
-
-/** Unique-constraint violations, as both engines report them. */
-function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: unknown; errcode?: unknown; message?: unknown };
-  return e?.code === '23505' || e?.errcode === 2067 || (typeof e?.message === 'string' && e.message.includes('UNIQUE constraint failed'));
 }
 
 function parseJson<T>(text: string, fallback: T): T {

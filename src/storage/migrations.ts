@@ -66,6 +66,80 @@ function migrations(engine: Engine): Record<string, Migration> {
       await db.schema.createIndex('audit_app_seq').on('audit_log').columns(['app_id', 'seq']).execute();
     },
   },
+    '0002_workflows_runs': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('workflows')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('trigger', 'text')
+          .addColumn('format', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('definition', 'text', (c) => c.notNull())
+          .addColumn('is_active', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('workflows_app_name_unique', ['app_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('runs')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('workflow_id', 'text')
+          .addColumn('workflow_name', 'text')
+          .addColumn('workflow_version', 'integer')
+          .addColumn('mode', 'text')
+          .addColumn('definition', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('input', 'text', (c) => c.notNull())
+          .addColumn('context', 'text', (c) => c.notNull())
+          .addColumn('output', 'text')
+          .addColumn('outputs', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('error', 'text')
+          .addColumn('usage', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('cost_usd', 'double precision', (c) => c.notNull().defaultTo(0))
+          .addColumn('idempotency_key', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'text')
+          .addColumn('finished_at', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await sql`create unique index runs_idempotency on runs (app_id, idempotency_key) where idempotency_key is not null`.execute(db);
+        await db.schema.createIndex('runs_app_created').on('runs').columns(['app_id', 'created_at', 'id']).execute();
+        await db.schema.createIndex('runs_status').on('runs').column('status').execute();
+        await db.schema
+          .createTable('run_steps')
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('step_id', 'text', (c) => c.notNull())
+          .addColumn('group_id', 'text')
+          .addColumn('output_name', 'text', (c) => c.notNull())
+          .addColumn('agent', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('result', 'text')
+          .addColumn('error', 'text')
+          .addColumn('usage', 'text')
+          .addColumn('cost_usd', 'double precision', (c) => c.notNull().defaultTo(0))
+          .addColumn('latency_ms', 'double precision')
+          .addColumn('reason', 'text')
+          .addColumn('started_at', 'text')
+          .addColumn('finished_at', 'text')
+          .addPrimaryKeyConstraint('run_steps_pk', ['run_id', 'step_id'])
+          .execute();
+        await db.schema
+          .createTable('run_events')
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('run_events_pk', ['run_id', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -52,9 +52,77 @@ export interface AuditLogTable {
   details: string;
 }
 
+export interface WorkflowsTable {
+  id: string;
+  app_id: string;
+  name: string;
+  version: number;
+  trigger: string | null;
+  format: string;
+  source: string;
+  definition: string;
+  is_active: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RunsTable {
+  id: string;
+  app_id: string;
+  kind: string;
+  workflow_id: string | null;
+  workflow_name: string | null;
+  workflow_version: number | null;
+  mode: string | null;
+  definition: string;
+  status: string;
+  input: string;
+  context: string;
+  output: string | null;
+  outputs: string;
+  error: string | null;
+  usage: string;
+  cost_usd: number;
+  idempotency_key: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface RunStepsTable {
+  run_id: string;
+  step_id: string;
+  group_id: string | null;
+  output_name: string;
+  agent: string;
+  status: string;
+  attempts: number;
+  result: string | null;
+  error: string | null;
+  usage: string | null;
+  cost_usd: number;
+  latency_ms: number | null;
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface RunEventsTable {
+  run_id: string;
+  seq: number;
+  type: string;
+  data: string;
+  at: string;
+}
+
 export interface Database {
   apps: AppsTable;
   app_tokens: AppTokensTable;
   agents: AgentsTable;
   audit_log: AuditLogTable;
+  workflows: WorkflowsTable;
+  runs: RunsTable;
+  run_steps: RunStepsTable;
+  run_events: RunEventsTable;
 }

@@ -83,6 +83,117 @@ export interface AuditQuery {
   to?: string;
 }
 
+export interface WorkflowRecord {
+  id: string;
+  app_id: string;
+  name: string;
+  version: number;
+  trigger: string | null;
+  format: 'yaml' | 'json';
+  /** The document as the client sent it. */
+  source: string;
+  /** The compiled DAG (the workflow engine's CompiledWorkflow). */
+  definition: unknown;
+  is_active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export type RunKind = 'workflow' | 'chat';
+
+export interface RunRecord {
+  id: string;
+  app_id: string;
+  kind: RunKind;
+  workflow_id: string | null;
+  workflow_name: string | null;
+  workflow_version: number | null;
+  mode: string | null;
+  /** The compiled DAG this run executes: a snapshot, so edits to the workflow do not change it. */
+  definition: unknown;
+  status: string;
+  input: string;
+  context: Record<string, unknown>;
+  output: unknown;
+  outputs: Record<string, unknown>;
+  error: unknown;
+  usage: Record<string, number>;
+  cost_usd: number;
+  idempotency_key: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at'>>;
+
+export interface RunStepRecord {
+  run_id: string;
+  step_id: string;
+  group_id: string | null;
+  output_name: string;
+  agent: string;
+  status: string;
+  attempts: number;
+  result: unknown;
+  error: unknown;
+  usage: Record<string, number> | null;
+  cost_usd: number;
+  latency_ms: number | null;
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface RunEventRecord {
+  run_id: string;
+  seq: number;
+  type: string;
+  data: Record<string, unknown>;
+  at: string;
+}
+
+export interface RunQuery {
+  limit: number;
+  /** Runs created before this run (paging backwards from the newest). */
+  before?: string;
+  workflow?: string;
+  status?: string;
+}
+
+export interface WorkflowStore {
+  /** A duplicate name in the app throws `conflict`. */
+  create(workflow: WorkflowRecord): Promise<void>;
+  list(appId: string): Promise<WorkflowRecord[]>;
+  get(appId: string, idOrName: string): Promise<WorkflowRecord | undefined>;
+  /** Replaces the document; the version goes up by one. */
+  replace(appId: string, id: string, next: Pick<WorkflowRecord, 'name' | 'trigger' | 'format' | 'source' | 'definition'>, updatedAt: string): Promise<WorkflowRecord | undefined>;
+  delete(appId: string, id: string): Promise<boolean>;
+}
+
+export interface RunStore {
+  /** A second run with the same idempotency key in the app throws `conflict`. */
+  create(run: RunRecord): Promise<void>;
+  get(appId: string, runId: string): Promise<RunRecord | undefined>;
+  /** Without the app check: for the executor, which already holds the run id. */
+  getById(runId: string): Promise<RunRecord | undefined>;
+  findByIdempotencyKey(appId: string, key: string): Promise<RunRecord | undefined>;
+  /** Frees a run's idempotency key (it expired) so a new run may take it. */
+  releaseIdempotencyKey(runId: string): Promise<void>;
+  list(appId: string, query: RunQuery): Promise<RunRecord[]>;
+  update(runId: string, patch: RunPatch, updatedAt: string): Promise<void>;
+  /** Runs that were queued or running (to resume after a restart). */
+  listUnfinished(): Promise<RunRecord[]>;
+  listSteps(runId: string): Promise<RunStepRecord[]>;
+  /** Writes a step's state and the events that announce it, in one transaction. */
+  recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void>;
+  appendEvents(events: RunEventRecord[]): Promise<void>;
+  /** Events with seq > afterSeq, in order. */
+  listEvents(runId: string, afterSeq: number, limit?: number): Promise<RunEventRecord[]>;
+  lastSeq(runId: string): Promise<number>;
+}
+
 export interface AppStore {
   create(app: AppRecord): Promise<void>;
   list(): Promise<AppRecord[]>;
@@ -129,6 +240,8 @@ export interface Storage {
   readonly tokens: TokenStore;
   readonly agents: AgentStore;
   readonly audit: AuditStore;
+  readonly workflows: WorkflowStore;
+  readonly runs: RunStore;
   /** Brings the schema up to date; safe to run twice and from several processes at once. */
   migrate(): Promise<void>;
   /** Cheap round trip, for health reporting. */

@@ -10,6 +10,8 @@ function silentLogger() {
 const app = createHttpApp({
   apps: {} as never,
   agents: {} as never,
+  workflows: {} as never,
+  runs: {} as never,
   logger: silentLogger(),
   bodyLimitBytes: 1024 * 1024,
   health: { storage: () => 'sqlite', queue: () => 'local' },

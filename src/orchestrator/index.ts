@@ -1,0 +1,6 @@
+export { EventBus, type RunEventListener } from './event-bus.ts';
+export { StorageRunJournal, FINAL_EVENTS } from './journal.ts';
+export { InProcessRunQueue, type RunQueue, type RunHandler } from './run-queue.ts';
+export { AgentStepRunner } from './step-runner.ts';
+export { RunService, TERMINAL_RUN_STATUSES, IDEMPOTENCY_WINDOW_MS, type RunView, type StepResultView, type RunServiceDeps, type StartRunInput } from './runs.ts';
+export { WorkflowService, toWorkflowView, type WorkflowView, type WorkflowFormat } from './workflows.ts';

@@ -1,0 +1,130 @@
+import type { RunEventType, RunJournal, RunOutcome, StepState } from '../workflow/index.ts';
+import type { RunEventRecord, RunStepRecord, Storage } from '../storage/index.ts';
+import type { EventBus } from './event-bus.ts';
+
+/** Deltas are written in batches: at the next state change, at this many, or after this long. */
+const DELTA_BATCH_SIZE = 64;
+const DELTA_FLUSH_MS = 50;
+
+export const FINAL_EVENTS: ReadonlySet<string> = new Set(['run.completed', 'run.failed', 'run.cancelled']);
+
+/**
+ * The durable journal of one run: a state change is written to storage, then announced on the
+ * bus. Sequence numbers are per run and continue across restarts.
+ */
+export class StorageRunJournal implements RunJournal {
+  readonly #storage: Storage;
+  readonly #bus: EventBus;
+  readonly #runId: string;
+  #seq: number;
+  #deltas: RunEventRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(storage: Storage, bus: EventBus, runId: string, lastSeq: number) {
+    this.#storage = storage;
+    this.#bus = bus;
+    this.#runId = runId;
+    this.#seq = lastSeq;
+  }
+
+  async step(state: StepState, event?: { type: RunEventType; data: Record<string, unknown> }): Promise<void> {
+    await this.#flushDeltas();
+    const events = event ? [this.#next(event.type, event.data)] : [];
+    await this.#storage.runs.recordStep(toStepRecord(this.#runId, state), events);
+    for (const e of events) this.#bus.publish(e);
+  }
+
+  async event(type: RunEventType, data: Record<string, unknown>): Promise<void> {
+    await this.#flushDeltas();
+    const event = this.#next(type, data);
+    if (type === 'run.started') await this.#storage.runs.update(this.#runId, { status: 'running', started_at: event.at }, event.at);
+    await this.#storage.runs.appendEvents([event]);
+    this.#bus.publish(event);
+  }
+
+  delta(stepId: string, agent: string, text: string): void {
+    const event = this.#next('step.delta', { step_id: stepId, agent, text });
+    this.#deltas.push(event);
+    this.#bus.addPending(event);
+    this.#bus.publish(event);
+    if (this.#deltas.length >= DELTA_BATCH_SIZE) void this.#flushDeltas().catch(() => {});
+    else this.#timer ??= setTimeout(() => void this.#flushDeltas().catch(() => {}), DELTA_FLUSH_MS);
+  }
+
+  async finish(outcome: RunOutcome): Promise<void> {
+    await this.#flushDeltas();
+    const at = new Date().toISOString();
+    await this.#storage.runs.update(
+      this.#runId,
+      { status: outcome.status, output: outcome.output, outputs: outcome.outputs, error: outcome.error, usage: outcome.usage, cost_usd: outcome.costUsd, finished_at: at },
+      at,
+    );
+    let event: RunEventRecord;
+    if (outcome.status === 'failed') event = this.#next('run.failed', { error: outcome.error, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
+    else if (outcome.status === 'cancelled') event = this.#next('run.cancelled', { reason: 'cancelled', outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
+    else event = this.#next('run.completed', { status: outcome.status, output: outcome.output, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
+    await this.#storage.runs.appendEvents([event]);
+    this.#bus.publish(event);
+  }
+
+  #next(type: string, data: Record<string, unknown>): RunEventRecord {
+    this.#seq += 1;
+    return { run_id: this.#runId, seq: this.#seq, type, data: { run_id: this.#runId, seq: this.#seq, ...data }, at: new Date().toISOString() };
+  }
+
+  /** Writes buffered deltas; serialized so batches land in sequence order. */
+  #flushDeltas(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const batch = this.#deltas;
+    if (batch.length === 0) return this.#flushing;
+    this.#deltas = [];
+    this.#flushing = this.#flushing.then(async () => {
+      await this.#storage.runs.appendEvents(batch);
+      this.#bus.stored(this.#runId, batch[batch.length - 1]!.seq);
+    });
+    return this.#flushing;
+  }
+}
+
+export function toStepRecord(runId: string, state: StepState): RunStepRecord {
+  return {
+    run_id: runId,
+    step_id: state.stepId,
+    group_id: state.groupId,
+    output_name: state.output,
+    agent: state.agent,
+    status: state.status,
+    attempts: state.attempts,
+    result: state.result,
+    error: state.error,
+    usage: state.usage,
+    cost_usd: state.costUsd,
+    latency_ms: state.latencyMs,
+    reason: state.reason,
+    started_at: state.startedAt,
+    finished_at: state.finishedAt,
+  };
+}
+
+export function fromStepRecord(record: RunStepRecord): StepState {
+  return {
+    stepId: record.step_id,
+    groupId: record.group_id,
+    output: record.output_name,
+    agent: record.agent,
+    status: record.status as StepState['status'],
+    attempts: record.attempts,
+    result: record.result,
+    error: record.error as StepState['error'],
+    usage: record.usage,
+    costUsd: record.cost_usd,
+    latencyMs: record.latency_ms,
+    reason: record.reason,
+    startedAt: record.started_at,
+    finishedAt: record.finished_at,
+  };
+}

@@ -1,0 +1,359 @@
+import { EnsembleError, newId } from '../core/index.ts';
+import type { Actor, AgentService, AuditWriter } from '../registry/index.ts';
+import type { RunEventRecord, RunQuery, RunRecord, RunStepRecord, Storage } from '../storage/index.ts';
+import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type Semaphore } from '../workflow/index.ts';
+import type { EventBus } from './event-bus.ts';
+import { FINAL_EVENTS, fromStepRecord, StorageRunJournal } from './journal.ts';
+import type { RunQueue } from './run-queue.ts';
+import { AgentStepRunner } from './step-runner.ts';
+import type { WorkflowView } from './workflows.ts';
+
+export const TERMINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['completed', 'partial', 'failed', 'cancelled']);
+
+/** How long an Idempotency-Key keeps returning the same run. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export interface StepResultView {
+  step_id: string;
+  agent: string;
+  output_name: string;
+  status: string;
+  attempts: number;
+  output: unknown;
+  error: unknown;
+  usage: Record<string, number> | null;
+  cost_usd: number;
+  latency_ms: number | null;
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface RunView {
+  run_id: string;
+  kind: string;
+  status: string;
+  workflow: string | null;
+  workflow_id: string | null;
+  workflow_version: number | null;
+  mode: string | null;
+  input: string;
+  context: Record<string, unknown>;
+  output: unknown;
+  outputs: Record<string, unknown>;
+  steps: StepResultView[];
+  usage: Record<string, number>;
+  cost_usd: number;
+  error: unknown;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface RunServiceDeps {
+  storage: Storage;
+  agents: AgentService;
+  audit: AuditWriter;
+  bus: EventBus;
+  queue: RunQueue;
+  /** Calls in flight per run. */
+  runConcurrency: number;
+  /** Calls in flight in this process, across runs. */
+  processSemaphore: Semaphore;
+  onError?: (runId: string, error: unknown) => void;
+}
+
+export interface StartRunInput {
+  input: string;
+  context: Record<string, unknown>;
+  idempotencyKey?: string | undefined;
+}
+
+/** Runs: creation, dispatch, execution, cancellation, events, and resumption after a restart. */
+export class RunService {
+  readonly #d: RunServiceDeps;
+  readonly #active = new Map<string, { cancel: AbortController; interrupt: AbortController }>();
+  readonly #cancelRequested = new Set<string>();
+
+  constructor(deps: RunServiceDeps) {
+    this.#d = deps;
+  }
+
+  /** Creates a run of a saved workflow and queues it; an Idempotency-Key seen in the last 24 h returns that run. */
+  async startWorkflowRun(appId: string, workflow: WorkflowView, input: StartRunInput, actor: Actor): Promise<{ run: RunRecord; created: boolean }> {
+    if (input.idempotencyKey) {
+      const existing = await this.#d.storage.runs.findByIdempotencyKey(appId, input.idempotencyKey);
+      if (existing) {
+        if (Date.now() - Date.parse(existing.created_at) < IDEMPOTENCY_WINDOW_MS) return { run: existing, created: false };
+        await this.#d.storage.runs.releaseIdempotencyKey(existing.id);
+      }
+    }
+    return this.#create(appId, {
+      kind: 'workflow',
+      workflow_id: workflow.id,
+      workflow_name: workflow.name,
+      workflow_version: workflow.version,
+      mode: null,
+      definition: workflow.definition,
+      input,
+      actor,
+    });
+  }
+
+  /** Creates a run of an ad-hoc DAG (chat modes use this) and queues it. */
+  async startAdHocRun(appId: string, definition: CompiledWorkflow, mode: string, input: StartRunInput, actor: Actor): Promise<{ run: RunRecord; created: boolean }> {
+    return this.#create(appId, { kind: 'chat', workflow_id: null, workflow_name: null, workflow_version: null, mode, definition, input, actor });
+  }
+
+  async #create(
+    appId: string,
+    spec: Pick<RunRecord, 'kind' | 'workflow_id' | 'workflow_name' | 'workflow_version' | 'mode' | 'definition'> & { input: StartRunInput; actor: Actor },
+  ): Promise<{ run: RunRecord; created: boolean }> {
+    const now = new Date().toISOString();
+    const run: RunRecord = {
+      id: newId(),
+      app_id: appId,
+      kind: spec.kind,
+      workflow_id: spec.workflow_id,
+      workflow_name: spec.workflow_name,
+      workflow_version: spec.workflow_version,
+      mode: spec.mode,
+      definition: spec.definition,
+      status: 'queued',
+      input: spec.input.input,
+      context: spec.input.context,
+      output: null,
+      outputs: {},
+      error: null,
+      usage: {},
+      cost_usd: 0,
+      idempotency_key: spec.input.idempotencyKey ?? null,
+      created_at: now,
+      started_at: null,
+      finished_at: null,
+      updated_at: now,
+    };
+    try {
+      await this.#d.storage.runs.create(run);
+    } catch (error) {
+      // Two requests with one key at once: the loser returns the winner's run.
+      if (error instanceof EnsembleError && error.code === 'conflict' && spec.input.idempotencyKey) {
+        const winner = await this.#d.storage.runs.findByIdempotencyKey(appId, spec.input.idempotencyKey);
+        if (winner) return { run: winner, created: false };
+      }
+      throw error;
+    }
+    await this.#d.audit.record({
+      actor: spec.actor,
+      app_id: appId,
+      action: 'run.create',
+      target_type: 'run',
+      target_id: run.id,
+      outcome: 'success',
+      details: { workflow: spec.workflow_name, version: spec.workflow_version, mode: spec.mode },
+    });
+    await this.#d.queue.enqueue(run.id);
+    return { run, created: true };
+  }
+
+  /** The queue's handler: executes (or resumes) a run in this process. */
+  async execute(runId: string): Promise<void> {
+    if (this.#active.has(runId)) return;
+    const run = await this.#d.storage.runs.getById(runId);
+    if (!run || TERMINAL_RUN_STATUSES.has(run.status)) return;
+    const controllers = { cancel: new AbortController(), interrupt: new AbortController() };
+    this.#active.set(runId, controllers);
+    if (this.#cancelRequested.delete(runId)) controllers.cancel.abort();
+    try {
+      const [steps, lastSeq] = await Promise.all([this.#d.storage.runs.listSteps(runId), this.#d.storage.runs.lastSeq(runId)]);
+      await executeWorkflow({
+        runId,
+        workflow: run.definition as CompiledWorkflow,
+        input: run.input,
+        context: run.context,
+        restored: steps.map(fromStepRecord),
+        journal: new StorageRunJournal(this.#d.storage, this.#d.bus, runId, lastSeq),
+        runner: new AgentStepRunner(this.#d.agents, run.app_id),
+        signal: controllers.cancel.signal,
+        interrupt: controllers.interrupt.signal,
+        runConcurrency: this.#d.runConcurrency,
+        processSemaphore: this.#d.processSemaphore,
+      });
+    } catch (error) {
+      if (!(error instanceof RunInterruptedError)) throw error;
+    } finally {
+      this.#active.delete(runId);
+    }
+  }
+
+  /** Runs left queued or running by an earlier process are queued again. */
+  async resumeUnfinished(): Promise<number> {
+    const runs = await this.#d.storage.runs.listUnfinished();
+    for (const run of runs) await this.#d.queue.enqueue(run.id);
+    return runs.length;
+  }
+
+  /** Stops executing (shutdown): runs in flight are interrupted and resume on the next start. */
+  interruptAll(): void {
+    for (const { interrupt } of this.#active.values()) interrupt.abort();
+  }
+
+  async get(appId: string, runId: string): Promise<RunView> {
+    const run = await this.#require(appId, runId);
+    return this.#view(run, await this.#d.storage.runs.listSteps(run.id));
+  }
+
+  async list(appId: string, query: RunQuery): Promise<RunView[]> {
+    const runs = await this.#d.storage.runs.list(appId, query);
+    return runs.map((run) => this.#view(run, null));
+  }
+
+  async cancel(appId: string, runId: string, actor: Actor): Promise<RunView> {
+    const run = await this.#require(appId, runId);
+    if (!TERMINAL_RUN_STATUSES.has(run.status)) {
+      const active = this.#active.get(run.id);
+      if (active) active.cancel.abort();
+      else this.#cancelRequested.add(run.id);
+      await this.#d.audit.record({ actor, app_id: appId, action: 'run.cancel', target_type: 'run', target_id: run.id, outcome: 'success', details: {} });
+      if (!active && run.status === 'queued') await this.execute(run.id);
+    }
+    return this.get(appId, runId);
+  }
+
+  /** Resolves with the run once it has ended. */
+  async waitForEnd(runId: string): Promise<RunRecord> {
+    const ended = new Promise<void>((resolve) => {
+      const unsubscribe = this.#d.bus.subscribe(runId, (event) => {
+        if (FINAL_EVENTS.has(event.type)) {
+          unsubscribe();
+          resolve();
+        }
+      });
+      void this.#d.storage.runs.getById(runId).then((run) => {
+        if (!run || TERMINAL_RUN_STATUSES.has(run.status)) {
+          unsubscribe();
+          resolve();
+        }
+      });
+    });
+    await ended;
+    const run = await this.#d.storage.runs.getById(runId);
+    if (!run) throw new EnsembleError('not_found', 'No such run');
+    return run;
+  }
+
+  /**
+   * A run's events after `afterSeq`: replayed from storage (and from deltas not yet stored), then
+   * live until the run ends or `signal` aborts. No gaps, no repeats.
+   */
+  async *events(appId: string, runId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<RunEventRecord> {
+    await this.#require(appId, runId);
+    const live: RunEventRecord[] = [];
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.#d.bus.subscribe(runId, (event) => {
+      live.push(event);
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    let last = afterSeq;
+    const catchUp = async function* (this: RunService, upTo: number): AsyncGenerator<RunEventRecord> {
+      for (;;) {
+        const batch = await this.#d.storage.runs.listEvents(runId, last, 1000);
+        const pending = this.#d.bus.pending(runId).filter((e) => e.seq > last);
+        const merged = mergeBySeq(batch, pending).filter((e) => e.seq > last && e.seq <= upTo);
+        for (const event of merged) {
+          if (event.seq !== last + 1) return;
+          yield event;
+          last = event.seq;
+        }
+        if (batch.length < 1000 || merged.length === 0) return;
+      }
+    };
+    try {
+      for await (const event of catchUp.call(this, Number.MAX_SAFE_INTEGER)) {
+        yield event;
+        if (FINAL_EVENTS.has(event.type)) return;
+      }
+      const run = await this.#d.storage.runs.getById(runId);
+      if (run && TERMINAL_RUN_STATUSES.has(run.status) && live.length === 0) return;
+      while (!signal.aborted) {
+        while (live.length > 0) {
+          const event = live.shift()!;
+          if (event.seq <= last) continue;
+          if (event.seq > last + 1) {
+            for await (const missed of catchUp.call(this, event.seq - 1)) yield missed;
+          }
+          yield event;
+          last = event.seq;
+          if (FINAL_EVENTS.has(event.type)) return;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (live.length > 0 || signal.aborted) resolve();
+        });
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #require(appId: string, runId: string): Promise<RunRecord> {
+    const run = await this.#d.storage.runs.get(appId, runId);
+    if (!run) throw new EnsembleError('not_found', `No run "${runId}"`);
+    return run;
+  }
+
+  #view(run: RunRecord, steps: RunStepRecord[] | null): RunView {
+    const order = new Map(((run.definition as CompiledWorkflow | null)?.steps ?? []).map((s) => [s.id, s.index]));
+    const rank = (stepId: string) => {
+      const match = /^(.*)\[(\d+)\]$/.exec(stepId);
+      const base = match?.[1] ?? stepId;
+      return (order.get(base) ?? 0) * 100_000 + (match ? Number(match[2]) + 1 : 0);
+    };
+    return {
+      run_id: run.id,
+      kind: run.kind,
+      status: run.status,
+      workflow: run.workflow_name,
+      workflow_id: run.workflow_id,
+      workflow_version: run.workflow_version,
+      mode: run.mode,
+      input: run.input,
+      context: run.context,
+      output: run.output,
+      outputs: run.outputs,
+      steps: (steps ?? [])
+        .sort((a, b) => rank(a.step_id) - rank(b.step_id))
+        .map((s) => ({
+          step_id: s.step_id,
+          agent: s.agent,
+          output_name: s.output_name,
+          status: s.status,
+          attempts: s.attempts,
+          output: s.result,
+          error: s.error,
+          usage: s.usage,
+          cost_usd: s.cost_usd,
+          latency_ms: s.latency_ms,
+          reason: s.reason,
+          started_at: s.started_at,
+          finished_at: s.finished_at,
+        })),
+      usage: run.usage,
+      cost_usd: run.cost_usd,
+      error: run.error,
+      created_at: run.created_at,
+      started_at: run.started_at,
+      finished_at: run.finished_at,
+    };
+  }
+}
+
+function mergeBySeq(a: RunEventRecord[], b: RunEventRecord[]): RunEventRecord[] {
+  const bySeq = new Map<number, RunEventRecord>();
+  for (const event of [...a, ...b]) bySeq.set(event.seq, event);
+  return [...bySeq.values()].sort((x, y) => x.seq - y.seq);
+}

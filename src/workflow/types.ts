@@ -1,0 +1,98 @@
+/**
+ * The compiled form of a workflow: every authoring form (sequential list, `parallel` blocks,
+ * graph form with `parallel: [ids]` / `then`, explicit `depends_on`) becomes this one DAG.
+ */
+
+export interface RetrySpec {
+  /** Attempts in all (1 = no retry). Default 1. */
+  attempts: number;
+  /** Delay before the second attempt. Default 1000 ms; doubles per attempt, with jitter. */
+  backoffMs: number;
+  /** Cap of the delay. Default 30 000 ms. */
+  maxBackoffMs: number;
+}
+
+export interface CompiledStep {
+  /** Unique within the workflow: the step's `id`, else its `output`, else derived from the agent. */
+  id: string;
+  /** The name its result is stored under in `outputs` (the `output` field, else the id). */
+  output: string;
+  agent: string;
+  action?: string;
+  /** Template of the whole message (`prompt` or `prompt_template`). */
+  prompt?: string;
+  /** Template of the step's input (used when there is no prompt). */
+  input?: string;
+  /** Condition source, as written (CEL, `{{x}}` references allowed). */
+  condition?: string;
+  /** Ids of the steps this one waits for. Empty: it starts at once and receives the workflow input. */
+  dependsOn: string[];
+  /** Run this many instances at once; the output is the list of their outputs. */
+  parallelCount?: number;
+  retry: RetrySpec;
+  timeoutMs?: number;
+  /** Agents tried in order when `agent` fails (after its retries). */
+  fallback: string[];
+  onError: 'fail' | 'continue';
+  /** JSON Schema of a structured answer; the output is then an object. */
+  schema?: Record<string, unknown>;
+  /** Position in document order (0-based). */
+  index: number;
+}
+
+export interface CompiledWorkflow {
+  name: string;
+  trigger?: string;
+  description?: string;
+  /** Template of the run's `output`. Default: the output of the last completed step in document order. */
+  output?: string;
+  /** In document order. */
+  steps: CompiledStep[];
+}
+
+/** One problem found when a workflow is saved; all are reported at once. */
+export interface WorkflowProblem {
+  /** The step id it belongs to, or null for the whole workflow. */
+  step: string | null;
+  code:
+    | 'cycle'
+    | 'unknown_agent'
+    | 'unknown_reference'
+    | 'duplicate_output'
+    | 'duplicate_id'
+    | 'unknown_step'
+    | 'unreachable_step'
+    | 'invalid_condition'
+    | 'invalid_template'
+    | 'limit_exceeded';
+  message: string;
+}
+
+export interface WorkflowLimits {
+  /** Agent steps per workflow (a `parallel_count` step counts once). Default 200. */
+  maxSteps: number;
+  /** Largest `parallel_count`. Default 1000. */
+  maxParallelCount: number;
+  /** Deepest nesting of `parallel` blocks and sub-sequences. Default 8. */
+  maxDepth: number;
+  /** Largest template (prompt, input, condition, output), in bytes. Default 65 536. */
+  maxTemplateBytes: number;
+}
+
+export const DEFAULT_WORKFLOW_LIMITS: Readonly<WorkflowLimits> = {
+  maxSteps: 200,
+  maxParallelCount: 1000,
+  maxDepth: 8,
+  maxTemplateBytes: 64 * 1024,
+};
+
+/** What templates and conditions can name. */
+export interface TemplateScope {
+  /** The workflow's input. */
+  input: string;
+  context: Record<string, unknown>;
+  /** Step results by output name and by step id; a skipped or failed step is null. */
+  outputs: Record<string, unknown>;
+  /** Index of a `parallel_count` instance (0-based), when rendering an instance's prompt. */
+  instance?: number;
+}
