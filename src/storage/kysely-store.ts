@@ -1,8 +1,8 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
-import { EnsembleError } from '../core/index.ts';
 import { migrationProvider, type Engine } from './migrations.ts';
-import { isUniqueViolation, KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
+import { KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
+import { parseJson, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { AgentsTable, AuditLogTable, Database } from './schema.ts';
 import type {
   AgentFilter,
@@ -78,14 +78,6 @@ export class KyselyStorage implements Storage {
   }
 }
 
-function parseJson<T>(text: string, fallback: T): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return fallback;
-  }
-}
-
 class KyselyAppStore implements AppStore {
   readonly #db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
@@ -93,12 +85,7 @@ class KyselyAppStore implements AppStore {
   }
 
   async create(app: AppRecord): Promise<void> {
-    try {
-      await this.#db.insertInto('apps').values({ ...app, settings: JSON.stringify(app.settings) }).execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An app named "${app.name}" already exists`, { field: 'name' });
-      throw error;
-    }
+    await unlessDuplicate(() => this.#db.insertInto('apps').values({ ...app, settings: JSON.stringify(app.settings) }).execute(), `An app named "${app.name}"`);
   }
 
   async list(): Promise<AppRecord[]> {
@@ -155,8 +142,6 @@ class KyselyTokenStore implements TokenStore {
   }
 }
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 class KyselyAgentStore implements AgentStore {
   readonly #db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
@@ -164,12 +149,7 @@ class KyselyAgentStore implements AgentStore {
   }
 
   async create(agent: AgentRecord): Promise<void> {
-    try {
-      await this.#db.insertInto('agents').values(toAgentRow(agent)).execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An agent named "${agent.name}" already exists`, { field: 'name' });
-      throw error;
-    }
+    await unlessDuplicate(() => this.#db.insertInto('agents').values(toAgentRow(agent)).execute(), `An agent named "${agent.name}"`);
   }
 
   async list(appId: string, filter: AgentFilter = {}): Promise<AgentRecord[]> {
@@ -195,12 +175,7 @@ class KyselyAgentStore implements AgentStore {
       else if (key === 'is_active') values.is_active = value ? 1 : 0;
       else (values as Record<string, unknown>)[key] = value;
     }
-    try {
-      await this.#db.updateTable('agents').set(values).where('app_id', '=', appId).where('id', '=', id).execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `An agent named "${String(patch.name)}" already exists`, { field: 'name' });
-      throw error;
-    }
+    await unlessDuplicate(() => this.#db.updateTable('agents').set(values).where('app_id', '=', appId).where('id', '=', id).execute(), `An agent named "${String(patch.name)}"`);
     return this.get(appId, id);
   }
 

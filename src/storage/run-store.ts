@@ -1,27 +1,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import { EnsembleError } from '../core/index.ts';
+import { parseJson as parse, toJson as json, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { Database, RunEventsTable, RunStepsTable, RunsTable, WorkflowsTable } from './schema.ts';
 import type { RunEventRecord, RunPatch, RunQuery, RunRecord, RunStepRecord, RunStore, WorkflowRecord, WorkflowStore } from './types.ts';
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: unknown; errcode?: unknown; message?: unknown };
-  return e?.code === '23505' || e?.errcode === 2067 || (typeof e?.message === 'string' && e.message.includes('UNIQUE constraint failed'));
-}
-
-function json(value: unknown): string {
-  return JSON.stringify(value ?? null);
-}
-
-function parse<T>(text: string | null, fallback: T): T {
-  if (text === null) return fallback;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return fallback;
-  }
-}
 
 export class KyselyWorkflowStore implements WorkflowStore {
   readonly #db: Kysely<Database>;
@@ -30,12 +10,7 @@ export class KyselyWorkflowStore implements WorkflowStore {
   }
 
   async create(workflow: WorkflowRecord): Promise<void> {
-    try {
-      await this.#db.insertInto('workflows').values(toWorkflowRow(workflow)).execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `A workflow named "${workflow.name}" already exists`, { field: 'name' });
-      throw error;
-    }
+    await unlessDuplicate(() => this.#db.insertInto('workflows').values(toWorkflowRow(workflow)).execute(), `A workflow named "${workflow.name}"`);
   }
 
   async list(appId: string): Promise<WorkflowRecord[]> {
@@ -50,8 +25,9 @@ export class KyselyWorkflowStore implements WorkflowStore {
   }
 
   async replace(appId: string, id: string, next: Pick<WorkflowRecord, 'name' | 'trigger' | 'format' | 'source' | 'definition'>, updatedAt: string): Promise<WorkflowRecord | undefined> {
-    try {
-      await this.#db
+    await unlessDuplicate(
+      () =>
+        this.#db
         .updateTable('workflows')
         .set((eb) => ({
           name: next.name,
@@ -64,11 +40,9 @@ export class KyselyWorkflowStore implements WorkflowStore {
         }))
         .where('app_id', '=', appId)
         .where('id', '=', id)
-        .execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', `A workflow named "${next.name}" already exists`, { field: 'name' });
-      throw error;
-    }
+        .execute(),
+      `A workflow named "${next.name}"`,
+    );
     return this.get(appId, id);
   }
 
@@ -99,12 +73,7 @@ export class KyselyRunStore implements RunStore {
   }
 
   async create(run: RunRecord): Promise<void> {
-    try {
-      await this.#db.insertInto('runs').values(toRunRow(run)).execute();
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new EnsembleError('conflict', 'A run with this Idempotency-Key exists', { field: 'Idempotency-Key' });
-      throw error;
-    }
+    await unlessDuplicate(() => this.#db.insertInto('runs').values(toRunRow(run)).execute(), 'A run with this Idempotency-Key');
   }
 
   async get(appId: string, runId: string): Promise<RunRecord | undefined> {
