@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Config, Logger } from '../config/index.ts';
 import { createHttpApp, startHttpServer, type RunningServer } from '../http/index.ts';
-import { EventBus, InProcessRunQueue, RunService, WorkflowService } from '../orchestrator/index.ts';
+import { ChatService, EventBus, InProcessRunQueue, RunService, WorkflowService } from '../orchestrator/index.ts';
 import type { ProviderDeps } from '../providers/index.ts';
 import { AgentService, AppService, AuditWriter, HealthMonitor, type HealthMonitorOptions } from '../registry/index.ts';
 import { OutboundPolicy } from '../security/index.ts';
@@ -77,6 +77,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       agents,
       workflows,
       runs,
+      chat: new ChatService(agents, runs),
     });
     const server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;

@@ -5,7 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Logger } from '../config/index.ts';
 import { EnsembleError, VERSION } from '../core/index.ts';
-import type { RunService, WorkflowService } from '../orchestrator/index.ts';
+import type { ChatService, RunService, WorkflowService } from '../orchestrator/index.ts';
 import type { AgentService, AppService } from '../registry/index.ts';
 import type { AppEnv } from './env.ts';
 import { sendError, toEnsembleError } from './errors.ts';
@@ -13,6 +13,7 @@ import { authenticate } from './middleware/auth.ts';
 import { jsonBody } from './middleware/body.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAppRoutes } from './routes/apps.ts';
+import { registerChatRoutes } from './routes/chat.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerWorkflowRoutes, YAML_TYPES } from './routes/workflows.ts';
@@ -27,6 +28,7 @@ export interface HttpDeps {
   agents: AgentService;
   workflows: WorkflowService;
   runs: RunService;
+  chat: ChatService;
 }
 
 /** Validation failures of any route become the contract's 400 with the failing field paths. */
@@ -110,6 +112,7 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
   registerAgentRoutes(app, deps.agents);
   registerWorkflowRoutes(app, deps.workflows, deps.runs);
   registerRunRoutes(app, deps.runs);
+  registerChatRoutes(app, deps.chat, deps.runs);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/v1/openapi.json', {

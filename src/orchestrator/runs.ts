@@ -1,7 +1,8 @@
 import { EnsembleError, newId } from '../core/index.ts';
 import type { Actor, AgentService, AuditWriter } from '../registry/index.ts';
 import type { RunEventRecord, RunQuery, RunRecord, RunStepRecord, Storage } from '../storage/index.ts';
-import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type Semaphore } from '../workflow/index.ts';
+import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type RunOutcome, type Semaphore } from '../workflow/index.ts';
+import { addPlanExecution, addPlanRetry, validatePlan, type ChatRequest, type Plan } from './chat.ts';
 import type { EventBus } from './event-bus.ts';
 import { FINAL_EVENTS, fromStepRecord, StorageRunJournal } from './journal.ts';
 import type { RunQueue } from './run-queue.ts';
@@ -44,6 +45,8 @@ export interface RunView {
   steps: StepResultView[];
   usage: Record<string, number>;
   cost_usd: number;
+  /** Usage and cost of the run's calls, per agent. */
+  usage_by_agent: Record<string, { usage: Record<string, number>; cost_usd: number; calls: number }>;
   error: unknown;
   created_at: string;
   started_at: string | null;
@@ -165,24 +168,80 @@ export class RunService {
     this.#active.set(runId, controllers);
     if (this.#cancelRequested.delete(runId)) controllers.cancel.abort();
     try {
-      const [steps, lastSeq] = await Promise.all([this.#d.storage.runs.listSteps(runId), this.#d.storage.runs.lastSeq(runId)]);
-      await executeWorkflow({
-        runId,
-        workflow: run.definition as CompiledWorkflow,
-        input: run.input,
-        context: run.context,
-        restored: steps.map(fromStepRecord),
-        journal: new StorageRunJournal(this.#d.storage, this.#d.bus, runId, lastSeq),
-        runner: new AgentStepRunner(this.#d.agents, run.app_id),
-        signal: controllers.cancel.signal,
-        interrupt: controllers.interrupt.signal,
-        runConcurrency: this.#d.runConcurrency,
-        processSemaphore: this.#d.processSemaphore,
-      });
+      const journal = new StorageRunJournal(this.#d.storage, this.#d.bus, runId, await this.#d.storage.runs.lastSeq(runId));
+      if (run.mode === 'orchestrated') await this.#executeOrchestrated(run, journal, controllers);
+      else await this.#pass(run, run.definition as CompiledWorkflow, journal, controllers, { announceStart: true, finish: true });
     } catch (error) {
       if (!(error instanceof RunInterruptedError)) throw error;
     } finally {
       this.#active.delete(runId);
+    }
+  }
+
+  /** One pass of the engine over the run's DAG, from the step states in storage. */
+  async #pass(
+    run: RunRecord,
+    workflow: CompiledWorkflow,
+    journal: StorageRunJournal,
+    controllers: { cancel: AbortController; interrupt: AbortController },
+    phase: { announceStart: boolean; finish: boolean },
+  ): Promise<RunOutcome> {
+    const steps = await this.#d.storage.runs.listSteps(run.id);
+    return executeWorkflow({
+      runId: run.id,
+      workflow,
+      input: run.input,
+      context: run.context,
+      restored: steps.map(fromStepRecord),
+      journal,
+      runner: new AgentStepRunner(this.#d.agents, run.app_id),
+      signal: controllers.cancel.signal,
+      interrupt: controllers.interrupt.signal,
+      runConcurrency: this.#d.runConcurrency,
+      processSemaphore: this.#d.processSemaphore,
+      ...phase,
+    });
+  }
+
+  /**
+   * Orchestrated chat: the leader plans (pass 1); an unusable plan gets one corrective retry;
+   * the plan's subtasks and the synthesis are added to the run's DAG and run (pass 2). Each
+   * growth of the DAG is stored before it runs, so a restart resumes from where it stood.
+   */
+  async #executeOrchestrated(run: RunRecord, journal: StorageRunJournal, controllers: { cancel: AbortController; interrupt: AbortController }): Promise<void> {
+    let workflow = run.definition as CompiledWorkflow;
+    const chat = workflow.chat!;
+    const request: ChatRequest = { message: run.input, agents: chat.agents, mode: 'orchestrated', aggregator: chat.aggregator, failFast: chat.failFast };
+    const records = new Map<string, Awaited<ReturnType<AgentService['getRecord']>>>();
+    for (const name of new Set([...chat.agents, ...(chat.aggregator ? [chat.aggregator] : [])])) records.set(name, await this.#d.agents.getRecord(run.app_id, name));
+    const leader = records.get(chat.agents[0]!)!;
+    const workers = chat.agents.slice(1).map((name) => records.get(name)!);
+    for (let pass = 0; ; pass++) {
+      const outcome = await this.#pass(run, workflow, journal, controllers, { announceStart: pass === 0, finish: false });
+      const has = (id: string) => workflow.steps.some((s) => s.id === id);
+      if (outcome.status !== 'completed' || has('synthesis')) {
+        await journal.finish(outcome);
+        return;
+      }
+      const planStep = has('plan_retry') ? 'plan_retry' : 'plan';
+      const problems = validatePlan(outcome.outputs[planStep], workers);
+      if (problems.length > 0 && planStep === 'plan') {
+        workflow = addPlanRetry(workflow, request, leader, workers, problems);
+        await journal.event('plan.rejected', { step_id: planStep, problems });
+      } else if (problems.length > 0) {
+        await journal.finish({
+          ...outcome,
+          status: 'failed',
+          output: null,
+          error: { code: 'invalid_plan', message: `The leader's plan could not be used after one corrective retry: ${problems.join('; ')}`, step_id: planStep, problems } as never,
+        });
+        return;
+      } else {
+        const plan = outcome.outputs[planStep] as Plan;
+        workflow = addPlanExecution(workflow, plan, planStep, request, records, chat.aggregator ? records.get(chat.aggregator)! : leader);
+        await journal.event('plan.created', { step_id: planStep, plan });
+      }
+      await this.#d.storage.runs.update(run.id, { definition: workflow }, new Date().toISOString());
     }
   }
 
@@ -344,12 +403,27 @@ export class RunService {
         })),
       usage: run.usage,
       cost_usd: run.cost_usd,
+      usage_by_agent: byAgent(steps ?? []),
       error: run.error,
       created_at: run.created_at,
       started_at: run.started_at,
       finished_at: run.finished_at,
     };
   }
+}
+
+/** Rolls step usage up per agent (instances count; their group rows would count twice). */
+function byAgent(steps: RunStepRecord[]): RunView['usage_by_agent'] {
+  const groups = new Set(steps.map((s) => s.group_id).filter((g): g is string => g !== null));
+  const totals: RunView['usage_by_agent'] = {};
+  for (const step of steps) {
+    if (groups.has(step.step_id) || step.usage === null) continue;
+    const entry = (totals[step.agent] ??= { usage: {}, cost_usd: 0, calls: 0 });
+    for (const [key, value] of Object.entries(step.usage)) entry.usage[key] = (entry.usage[key] ?? 0) + value;
+    entry.cost_usd += step.cost_usd;
+    entry.calls += 1;
+  }
+  return totals;
 }
 
 function mergeBySeq(a: RunEventRecord[], b: RunEventRecord[]): RunEventRecord[] {

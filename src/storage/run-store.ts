@@ -120,6 +120,7 @@ export class KyselyRunStore implements RunStore {
     if (patch.cost_usd !== undefined) values.cost_usd = patch.cost_usd;
     if (patch.started_at !== undefined) values.started_at = patch.started_at;
     if (patch.finished_at !== undefined) values.finished_at = patch.finished_at;
+    if (patch.definition !== undefined) values.definition = json(patch.definition);
     await this.#db.updateTable('runs').set(values).where('id', '=', runId).execute();
   }
 

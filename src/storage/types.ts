@@ -126,7 +126,7 @@ export interface RunRecord {
   updated_at: string;
 }
 
-export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at'>>;
+export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at' | 'definition'>>;
 
 export interface RunStepRecord {
   run_id: string;

@@ -79,7 +79,9 @@ export type RunEventType =
   | 'step.skipped'
   | 'run.completed'
   | 'run.failed'
-  | 'run.cancelled';
+  | 'run.cancelled'
+  | 'plan.created'
+  | 'plan.rejected';
 
 export interface RunOutcome {
   status: Exclude<RunStatus, 'queued' | 'running'>;
@@ -160,6 +162,10 @@ export interface ExecuteOptions {
   /** Calls in flight in the whole process (shared by every run). */
   processSemaphore?: Semaphore;
   random?: () => number;
+  /** Announce `run.started` (default true). False when continuing a run in a further pass. */
+  announceStart?: boolean;
+  /** End the run through `journal.finish` (default true). False when another pass follows. */
+  finish?: boolean;
 }
 
 const NON_RETRYABLE = new Set(['auth_failed', 'bad_request', 'cancelled', 'budget_exceeded']);
@@ -222,7 +228,9 @@ class Execution {
   async run(): Promise<RunOutcome> {
     this.#restore();
     const resumed = (this.#o.restored?.length ?? 0) > 0;
-    await this.#o.journal.event('run.started', { workflow: this.#o.workflow.name, ...(resumed ? { resumed: true } : {}) });
+    if (this.#o.announceStart !== false) {
+      await this.#o.journal.event('run.started', { workflow: this.#o.workflow.name, ...(resumed ? { resumed: true } : {}) });
+    }
     this.#schedule();
     while (this.#inFlight.size > 0) {
       await Promise.race(this.#inFlight);
@@ -233,7 +241,7 @@ class Execution {
       if (state.status === 'pending') await this.#endStep(state, 'cancelled', { reason: this.#fatal ? 'the run failed' : 'the run was cancelled' });
     }
     const outcome = this.#outcome();
-    await this.#o.journal.finish(outcome);
+    if (this.#o.finish !== false) await this.#o.journal.finish(outcome);
     return outcome;
   }
 
@@ -513,22 +521,28 @@ class Execution {
     return { input: this.#o.input, context: this.#o.context, outputs };
   }
 
-  /** The message an agent receives for a step: its prompt, else `Action:` + its input. */
+  /** The message an agent receives for a step: its prompt, else its instructions, `Action:` and input. */
   #message(step: CompiledStep, scope: TemplateScope): string {
     if (step.prompt) return renderTemplate(step.prompt, scope);
     const input = step.input !== undefined ? renderTemplate(step.input, scope) : this.#defaultInput(step);
-    return step.action ? `Action: ${step.action}\n\n${input}` : input;
+    return [step.instructions, step.action ? `Action: ${step.action}` : undefined, input].filter((part) => part !== undefined && part !== '').join('\n\n');
   }
 
-  /** No input named: the outputs of the steps it waits for (labelled when several), or the workflow input. */
+  /**
+   * No input named: the outputs of the steps it waits for, or the workflow input. Several
+   * outputs are labelled sections; a dependency that failed is listed with its error, so a
+   * joining step knows what is missing.
+   */
   #defaultInput(step: CompiledStep): string {
     if (step.dependsOn.length === 0) return this.#o.input;
-    const completed = step.dependsOn.map((id) => this.#states.get(id)!).filter((s) => s.status === 'completed');
-    if (completed.length === 1) return asText(completed[0]!.result);
-    return completed
+    const deps = step.dependsOn.map((id) => this.#states.get(id)!).filter((s) => s.status === 'completed' || s.status === 'failed');
+    if (deps.length === 1 && deps[0]!.status === 'completed') return asText(deps[0]!.result);
+    return deps
       .map((s) => {
         const source = this.#steps.get(s.stepId);
-        return `### ${source?.output ?? s.stepId} (${s.agent})\n${asText(s.result)}`;
+        const label = source?.label ?? s.agent;
+        if (s.status === 'failed') return `### ${source?.output ?? s.stepId} (${label}) — failed: ${s.error?.code ?? 'error'}: ${s.error?.message ?? ''}`;
+        return `### ${source?.output ?? s.stepId} (${label})\n${asText(s.result)}`;
       })
       .join('\n\n');
   }

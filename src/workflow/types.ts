@@ -38,6 +38,13 @@ export interface CompiledStep {
   schema?: Record<string, unknown>;
   /** Position in document order (0-based). */
   index: number;
+  /**
+   * Literal text (not a template) put before the step's input in its message. Chat modes use it
+   * to carry the user's message, which must never be read as a template.
+   */
+  instructions?: string;
+  /** How the step is named when its output is handed to a later step (default: its agent). */
+  label?: string;
 }
 
 export interface CompiledWorkflow {
@@ -48,6 +55,8 @@ export interface CompiledWorkflow {
   output?: string;
   /** In document order. */
   steps: CompiledStep[];
+  /** What a chat run needs to grow its DAG (orchestrated mode); absent for saved workflows. */
+  chat?: { agents: string[]; aggregator?: string; failFast: boolean };
 }
 
 /** One problem found when a workflow is saved; all are reported at once. */

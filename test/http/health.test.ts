@@ -12,6 +12,7 @@ const app = createHttpApp({
   agents: {} as never,
   workflows: {} as never,
   runs: {} as never,
+  chat: {} as never,
   logger: silentLogger(),
   bodyLimitBytes: 1024 * 1024,
   health: { storage: () => 'sqlite', queue: () => 'local' },
