@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Config, Logger } from '../config/index.ts';
 import { createHttpApp, startHttpServer, type RunningServer } from '../http/index.ts';
+import { AppSettingsCache, BudgetGuard, governanceMiddleware, RateLimits } from '../governance/index.ts';
 import { ChatService, EventBus, InProcessRunQueue, RunService, WorkflowService } from '../orchestrator/index.ts';
 import type { ProviderDeps } from '../providers/index.ts';
 import { AgentService, AppService, AuditWriter, HealthMonitor, type HealthMonitorOptions } from '../registry/index.ts';
@@ -36,7 +37,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const keyring = loadKeyring({ masterKeys: config.masterKeys, dataDir: config.dataDir, embedded, logger });
     const audit = new AuditWriter(storage.audit);
     const apps = new AppService(storage, audit, config.adminToken);
+    const settings = new AppSettingsCache(storage);
+    const limits = new RateLimits(undefined, config.rateLimitWindowSeconds);
+    const budgets = new BudgetGuard(storage.budgets);
+    await budgets.releaseExpired();
+    const sweeper = setInterval(() => void budgets.releaseExpired().catch(() => {}), 5 * 60_000);
+    sweeper.unref();
     const agents = new AgentService({
+      middleware: [
+        governanceMiddleware({
+          storage,
+          audit,
+          budgets,
+          limits,
+          settings,
+          onRecordError: (error) => logger.error({ err: { message: (error as Error).message } }, 'could not record usage or audit'),
+        }),
+      ],
       storage,
       keyring,
       audit,
@@ -78,6 +95,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       workflows,
       runs,
       chat: new ChatService(agents, runs),
+      governance: { storage, settings, audit, limits },
     });
     const server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
@@ -92,6 +110,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       stop: () => {
         stopping ??= (async () => {
           await monitor.stop();
+          clearInterval(sweeper);
           const grace = setTimeout(() => logger.warn('grace period over; closing remaining connections'), config.shutdownGraceMs);
           grace.unref();
           // New runs stop at once; running steps get the grace period, then are interrupted

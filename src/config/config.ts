@@ -33,6 +33,8 @@ const ConfigSchema = z.object({
   runConcurrency: z.coerce.number().int().min(1).default(16),
   /** Provider calls in flight in one process, across runs. */
   processConcurrency: z.coerce.number().int().min(1).default(4096),
+  /** The window of "per minute" rate limits, in seconds (shorter only for tests). */
+  rateLimitWindowSeconds: z.coerce.number().int().min(1).default(60),
   /** Largest accepted request body. */
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
@@ -54,6 +56,7 @@ const ENV_NAMES = {
   bodyLimitBytes: 'ENSEMBLE_BODY_LIMIT_BYTES',
   healthIntervalMs: 'ENSEMBLE_HEALTH_INTERVAL_MS',
   runConcurrency: 'ENSEMBLE_RUN_CONCURRENCY',
+  rateLimitWindowSeconds: 'ENSEMBLE_RATE_LIMIT_WINDOW_SECONDS',
   processConcurrency: 'ENSEMBLE_PROCESS_CONCURRENCY',
 } as const satisfies Record<keyof Config, string>;
 

@@ -5,15 +5,18 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Logger } from '../config/index.ts';
 import { EnsembleError, VERSION } from '../core/index.ts';
+import type { AppSettingsCache, RateLimits } from '../governance/index.ts';
 import type { ChatService, RunService, WorkflowService } from '../orchestrator/index.ts';
-import type { AgentService, AppService } from '../registry/index.ts';
+import type { AgentService, AppService, AuditWriter } from '../registry/index.ts';
+import type { Storage } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
 import { sendError, toEnsembleError } from './errors.ts';
-import { authenticate } from './middleware/auth.ts';
+import { authenticate, tokenRateLimit } from './middleware/auth.ts';
 import { jsonBody } from './middleware/body.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAppRoutes } from './routes/apps.ts';
 import { registerChatRoutes } from './routes/chat.ts';
+import { registerGovernanceRoutes } from './routes/governance.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerWorkflowRoutes, YAML_TYPES } from './routes/workflows.ts';
@@ -29,6 +32,7 @@ export interface HttpDeps {
   workflows: WorkflowService;
   runs: RunService;
   chat: ChatService;
+  governance: { storage: Storage; settings: AppSettingsCache; audit: AuditWriter; limits: RateLimits };
 }
 
 /** Validation failures of any route become the contract's 400 with the failing field paths. */
@@ -105,6 +109,7 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
     }),
   );
   app.use('/api/v1/*', authenticate(deps.apps));
+  app.use('/api/v1/*', tokenRateLimit(deps.governance.settings, deps.governance.limits));
   app.use('/api/v1/*', jsonBody((path, type) => path.startsWith('/api/v1/workflows') && YAML_TYPES.test(type)));
 
   registerHealthRoutes(app, deps.health);
@@ -113,6 +118,7 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
   registerWorkflowRoutes(app, deps.workflows, deps.runs);
   registerRunRoutes(app, deps.runs);
   registerChatRoutes(app, deps.chat, deps.runs);
+  registerGovernanceRoutes(app, deps.governance);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/v1/openapi.json', {

@@ -13,6 +13,8 @@ export function errorBody(code: string, message: string, details: unknown = null
 
 /** Answers with an EnsembleError in the contract's shape. */
 export function sendError(c: Context, error: EnsembleError): Response {
+  const retryAfterMs = (error.details as { retry_after_ms?: unknown } | null)?.retry_after_ms;
+  if (error.code === 'rate_limited' && typeof retryAfterMs === 'number') c.header('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
   return c.json(errorBody(error.code, error.message, error.details ?? null), error.status as ContentfulStatusCode);
 }
 

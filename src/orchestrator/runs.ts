@@ -48,6 +48,7 @@ export interface RunView {
   /** Usage and cost of the run's calls, per agent. */
   usage_by_agent: Record<string, { usage: Record<string, number>; cost_usd: number; calls: number }>;
   error: unknown;
+  user: string | null;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -70,6 +71,8 @@ export interface StartRunInput {
   input: string;
   context: Record<string, unknown>;
   idempotencyKey?: string | undefined;
+  /** The end user the run is made for (opaque id), for per-user cost and budgets. */
+  user?: string | undefined;
 }
 
 /** Runs: creation, dispatch, execution, cancellation, events, and resumption after a restart. */
@@ -135,6 +138,7 @@ export class RunService {
       started_at: null,
       finished_at: null,
       updated_at: now,
+      user: spec.input.user ?? null,
     };
     try {
       await this.#d.storage.runs.create(run);
@@ -194,7 +198,7 @@ export class RunService {
       context: run.context,
       restored: steps.map(fromStepRecord),
       journal,
-      runner: new AgentStepRunner(this.#d.agents, run.app_id),
+      runner: new AgentStepRunner(this.#d.agents, run),
       signal: controllers.cancel.signal,
       interrupt: controllers.interrupt.signal,
       runConcurrency: this.#d.runConcurrency,
@@ -405,6 +409,7 @@ export class RunService {
       cost_usd: run.cost_usd,
       usage_by_agent: byAgent(steps ?? []),
       error: run.error,
+      user: run.user,
       created_at: run.created_at,
       started_at: run.started_at,
       finished_at: run.finished_at,

@@ -18,3 +18,4 @@ export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { createProvider, type FactoryOptions } from './factory.ts';
 export { DEFAULT_TIMEOUT_MS, type ProviderDeps } from './provider.ts';
 export { DEFAULT_BASE_URLS, KEY_ENV_VARS, normalizeBaseUrl, requiresApiKey } from './vendors.ts';
+export { applyMiddleware, type CallContext, type ProviderMiddleware } from './middleware.ts';

@@ -86,6 +86,8 @@ export interface GenerateResult<T = unknown> {
   attempts: number;
   /** Cost the vendor itself reported (OpenRouter does), in USD. */
   providerCostUsd?: number;
+  /** The call's cost, when cost-tracking middleware priced it. */
+  costUsd?: number;
 }
 
 export type StreamPart =
@@ -100,6 +102,8 @@ export type StreamPart =
       timeToFirstTokenMs: number | undefined;
       attempts: number;
       providerCostUsd?: number;
+      /** The call's cost, when cost-tracking middleware priced it. */
+      costUsd?: number;
     };
 
 export interface HealthReport {

@@ -1,12 +1,15 @@
 import { EnsembleError, newId } from '../core/index.ts';
 import {
+  applyMiddleware,
   createProvider,
   isProviderError,
   KEY_ENV_VARS,
   requiresApiKey,
+  type CallContext,
   type HealthReport,
   type Provider,
   type ProviderDeps,
+  type ProviderMiddleware,
   type ProviderName,
   type Usage,
 } from '../providers/index.ts';
@@ -51,6 +54,8 @@ export interface AgentServiceDeps {
   env: Readonly<Record<string, string | undefined>>;
   /** Provider options for tests (retry timing). */
   providerDeps?: Omit<ProviderDeps, 'fetch'>;
+  /** Wraps every provider this service hands out (governance: limits, budgets, cost, audit). */
+  middleware?: ProviderMiddleware[];
 }
 
 /** The key envelope's associated data: binds it to one agent of one app. */
@@ -151,7 +156,23 @@ export class AgentService {
    * The provider for an agent as it is stored now. A call keeps the provider it started with, so
    * a key rotated meanwhile affects only calls that start afterwards.
    */
-  providerFor(agent: AgentRecord): Provider {
+  providerFor(agent: AgentRecord, call: Partial<CallContext> = {}): Provider {
+    const raw = this.#rawProvider(agent);
+    const context: CallContext = {
+      appId: agent.app_id,
+      agentId: agent.id,
+      agentName: agent.name,
+      provider: agent.provider as ProviderName,
+      model: agent.model,
+      agentConfig: agent.config,
+      kind: 'direct',
+      ...call,
+    };
+    return applyMiddleware(raw, context, this.#deps.middleware ?? []);
+  }
+
+  /** The vendor's provider alone: for health checks, which are not usage. */
+  #rawProvider(agent: AgentRecord): Provider {
     const config = AgentConfigSchema.parse(agent.config);
     const apiKey = agent.api_key_ciphertext ? this.#deps.keyring.open(agent.api_key_ciphertext, keyContext(agent.app_id, agent.id)) : undefined;
     return createProvider(
@@ -173,11 +194,11 @@ export class AgentService {
   }
 
   /** `POST /agents/{id}/test`: one real call. A provider failure is a result, not an HTTP error. */
-  async test(appId: string, idOrName: string, prompt: string, signal?: AbortSignal): Promise<AgentTestResult> {
+  async test(appId: string, idOrName: string, prompt: string, call: Partial<CallContext> = {}, signal?: AbortSignal): Promise<AgentTestResult> {
     const agent = await this.#require(appId, idOrName);
     try {
-      const result = await this.providerFor(agent).generate(prompt, { systemPrompt: agent.system_prompt || undefined, signal });
-      return { ok: true, output: result.text, latency_ms: Math.round(result.latencyMs), usage: result.usage, cost_usd: 0 };
+      const result = await this.providerFor(agent, call).generate(prompt, { systemPrompt: agent.system_prompt || undefined, signal });
+      return { ok: true, output: result.text, latency_ms: Math.round(result.latencyMs), usage: result.usage, cost_usd: result.costUsd ?? 0 };
     } catch (error) {
       if (isProviderError(error)) return { ok: false, error: { code: error.code, message: error.message, status: error.status ?? null } };
       throw error;
@@ -188,7 +209,7 @@ export class AgentService {
   async checkHealth(agent: AgentRecord): Promise<AgentHealth> {
     let report: HealthReport;
     try {
-      report = await this.providerFor(agent).healthCheck();
+      report = await this.#rawProvider(agent).healthCheck();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       report = { status: 'unhealthy', latencyMs: 0, checkedAt: new Date().toISOString(), error: { code: 'invalid_request', message } };

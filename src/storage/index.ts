@@ -5,6 +5,7 @@ import { openSqlite } from './sqlite.ts';
 import type { Storage } from './types.ts';
 
 export type * from './types.ts';
+export { USAGE_GROUPS } from './types.ts';
 export { KyselyStorage } from './kysely-store.ts';
 
 export interface StorageOptions {

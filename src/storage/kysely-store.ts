@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { migrationProvider, type Engine } from './migrations.ts';
+import { KyselyBudgetStore, KyselyUsageStore } from './governance-store.ts';
 import { KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
 import { parseJson, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { AgentsTable, AuditLogTable, Database } from './schema.ts';
@@ -17,8 +18,10 @@ import type {
   AuditStore,
   Storage,
   TokenRecord,
+  BudgetStore,
   RunStore,
   TokenStore,
+  UsageStore,
   WorkflowStore,
 } from './types.ts';
 
@@ -33,6 +36,8 @@ export class KyselyStorage implements Storage {
   readonly audit: AuditStore;
   readonly workflows: WorkflowStore;
   readonly runs: RunStore;
+  readonly usage: UsageStore;
+  readonly budgets: BudgetStore;
   readonly db: Kysely<Database>;
 
   constructor(db: Kysely<Database>, engine: Engine) {
@@ -44,6 +49,8 @@ export class KyselyStorage implements Storage {
     this.audit = new KyselyAuditStore(db);
     this.workflows = new KyselyWorkflowStore(db);
     this.runs = new KyselyRunStore(db);
+    this.usage = new KyselyUsageStore(db);
+    this.budgets = new KyselyBudgetStore(db);
   }
 
   async migrate(): Promise<void> {
@@ -101,6 +108,10 @@ class KyselyAppStore implements AppStore {
   async getByName(name: string): Promise<AppRecord | undefined> {
     const row = await this.#db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
     return row && toApp(row);
+  }
+
+  async updateSettings(id: string, settings: Record<string, unknown>): Promise<void> {
+    await this.#db.updateTable('apps').set({ settings: JSON.stringify(settings) }).where('id', '=', id).execute();
   }
 }
 

@@ -140,6 +140,59 @@ function migrations(engine: Engine): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_governance': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('runs').addColumn('user_id', 'text').execute();
+        await db.schema
+          .createTable('usage_records')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('app_id', 'text', (c) => c.notNull())
+          .addColumn('agent_id', 'text', (c) => c.notNull())
+          .addColumn('agent_name', 'text', (c) => c.notNull())
+          .addColumn('workflow_id', 'text')
+          .addColumn('workflow_name', 'text')
+          .addColumn('run_id', 'text')
+          .addColumn('step_id', 'text')
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text')
+          .addColumn('token_id', 'text')
+          .addColumn('input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('output_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('total_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cached_input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('reasoning_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cost_usd', 'double precision', (c) => c.notNull().defaultTo(0))
+          .addColumn('price_known', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('latency_ms', 'double precision', (c) => c.notNull().defaultTo(0))
+          .addColumn('ttft_ms', 'double precision')
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('error_code', 'text')
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('day', 'text', (c) => c.notNull())
+          .execute();
+        // The analytics query filters by app and time; covering the grouped columns lets both
+        // engines answer from the index alone.
+        await db.schema.createIndex('usage_app_at').on('usage_records').columns(['app_id', 'at']).execute();
+        await db.schema.createIndex('usage_run').on('usage_records').column('run_id').execute();
+        await db.schema
+          .createTable('budget_ledgers')
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('period_start', 'text', (c) => c.notNull())
+          .addColumn('spent_nano', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('reserved_nano', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('budget_ledgers_pk', ['scope', 'period_start'])
+          .execute();
+        await db.schema
+          .createTable('budget_reservations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('entries', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('budget_reservations_expiry').on('budget_reservations').column('expires_at').execute();
+      },
+    },
   };
 }
 

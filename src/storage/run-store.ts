@@ -168,8 +168,10 @@ async function upsertStep(trx: Transaction<Database>, step: RunStepRecord): Prom
 }
 
 function toRunRow(run: RunRecord): RunsTable {
+  const { user, ...rest } = run;
   return {
-    ...run,
+    ...rest,
+    user_id: user,
     definition: json(run.definition),
     context: json(run.context),
     output: run.output === null || run.output === undefined ? null : json(run.output),
@@ -180,8 +182,10 @@ function toRunRow(run: RunRecord): RunsTable {
 }
 
 function toRun(row: Selectable<RunsTable>): RunRecord {
+  const { user_id, ...rest } = row;
   return {
-    ...row,
+    ...rest,
+    user: user_id,
     kind: row.kind === 'chat' ? 'chat' : 'workflow',
     workflow_version: row.workflow_version === null ? null : Number(row.workflow_version),
     definition: parse(row.definition, null),

@@ -88,6 +88,7 @@ export interface RunsTable {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  user_id: string | null;
 }
 
 export interface RunStepsTable {
@@ -116,6 +117,48 @@ export interface RunEventsTable {
   at: string;
 }
 
+export interface UsageRecordsTable {
+  id: string;
+  app_id: string;
+  agent_id: string;
+  agent_name: string;
+  workflow_id: string | null;
+  workflow_name: string | null;
+  run_id: string | null;
+  step_id: string | null;
+  provider: string;
+  model: string;
+  kind: string;
+  user_id: string | null;
+  token_id: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  cached_input_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number;
+  price_known: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  outcome: string;
+  error_code: string | null;
+  at: string;
+  day: string;
+}
+
+export interface BudgetLedgersTable {
+  scope: string;
+  period_start: string;
+  spent_nano: number | string | bigint;
+  reserved_nano: number | string | bigint;
+}
+
+export interface BudgetReservationsTable {
+  id: string;
+  entries: string;
+  expires_at: string;
+}
+
 export interface Database {
   apps: AppsTable;
   app_tokens: AppTokensTable;
@@ -125,4 +168,7 @@ export interface Database {
   runs: RunsTable;
   run_steps: RunStepsTable;
   run_events: RunEventsTable;
+  usage_records: UsageRecordsTable;
+  budget_ledgers: BudgetLedgersTable;
+  budget_reservations: BudgetReservationsTable;
 }

@@ -124,6 +124,8 @@ export interface RunRecord {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** The end user the run was made for (opaque id from the caller). */
+  user: string | null;
 }
 
 export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at' | 'definition'>>;
@@ -194,11 +196,89 @@ export interface RunStore {
   lastSeq(runId: string): Promise<number>;
 }
 
+export interface UsageRecord {
+  id: string;
+  app_id: string;
+  agent_id: string;
+  agent_name: string;
+  workflow_id: string | null;
+  workflow_name: string | null;
+  run_id: string | null;
+  step_id: string | null;
+  provider: string;
+  model: string;
+  kind: 'direct' | 'step';
+  user_id: string | null;
+  token_id: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  cached_input_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number;
+  price_known: boolean;
+  latency_ms: number;
+  ttft_ms: number | null;
+  outcome: 'success' | 'error' | 'cancelled';
+  error_code: string | null;
+  at: string;
+}
+
+export const USAGE_GROUPS = ['agent', 'provider', 'model', 'workflow', 'day', 'user'] as const;
+export type UsageGroup = (typeof USAGE_GROUPS)[number];
+
+export interface UsageQuery {
+  from?: string;
+  to?: string;
+  groupBy: UsageGroup[];
+  /** Only the calls of one run. */
+  runId?: string;
+}
+
+export interface UsageRow {
+  group: Partial<Record<UsageGroup, string | null>>;
+  requests: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  cost_usd: number;
+}
+
+export interface UsageStore {
+  insert(record: UsageRecord): Promise<void>;
+  /** Rows grouped in SQL; with no group, one row of totals. */
+  aggregate(appId: string, query: UsageQuery): Promise<UsageRow[]>;
+}
+
+/** One budget a call counts against: `scope` names it (e.g. `agent:<id>`), `periodStart` its period. */
+export interface BudgetClaim {
+  scope: string;
+  periodStart: string;
+  limitNano: number;
+  amountNano: number;
+}
+
+export interface BudgetStore {
+  /**
+   * Reserves every claim or none, atomically in the database: a claim fits when the scope's
+   * spent + reserved + amount stays within its limit. Returns the first claim that did not fit.
+   */
+  reserve(reservationId: string, claims: BudgetClaim[], expiresAt: string): Promise<{ ok: true } | { ok: false; claim: BudgetClaim; spentNano: number; reservedNano: number }>;
+  /** Turns a reservation into spend: `actualNano` is added to every scope it reserved. */
+  settle(reservationId: string, actualNano: number): Promise<void>;
+  /** Releases reservations that were never settled (their process died). Returns how many. */
+  releaseExpired(now: string): Promise<number>;
+  /** Spent and reserved amounts of a scope in a period. */
+  ledger(scope: string, periodStart: string): Promise<{ spentNano: number; reservedNano: number }>;
+}
+
 export interface AppStore {
   create(app: AppRecord): Promise<void>;
   list(): Promise<AppRecord[]>;
   get(id: string): Promise<AppRecord | undefined>;
   getByName(name: string): Promise<AppRecord | undefined>;
+  updateSettings(id: string, settings: Record<string, unknown>): Promise<void>;
 }
 
 export interface TokenStore {
@@ -242,6 +322,8 @@ export interface Storage {
   readonly audit: AuditStore;
   readonly workflows: WorkflowStore;
   readonly runs: RunStore;
+  readonly usage: UsageStore;
+  readonly budgets: BudgetStore;
   /** Brings the schema up to date; safe to run twice and from several processes at once. */
   migrate(): Promise<void>;
   /** Cheap round trip, for health reporting. */

@@ -120,6 +120,7 @@ const documentSchema = z
     trigger: z.string().min(1).max(128).optional(),
     description: z.string().max(10_000).optional(),
     output: z.string().optional(),
+    budget: z.strictObject({ limit_usd: z.number().nonnegative(), period: z.enum(['day', 'month', 'total']) }).optional(),
     steps: z.array(z.unknown()).min(1, 'a workflow needs at least one step'),
   })
   .superRefine((doc, ctx) => {
@@ -167,6 +168,7 @@ interface Shape {
   trigger: string | undefined;
   description: string | undefined;
   output: string | undefined;
+  budget: CompiledWorkflow['budget'];
   items: Item[];
   steps: ParsedStep[];
   /** Limits that stop the analysis at once (too many steps, nested too deep). */
@@ -250,6 +252,7 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
     trigger: data.trigger,
     description: data.description,
     output: data.output,
+    budget: data.budget,
     items,
     steps,
     blocking,
@@ -637,6 +640,7 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
   if (shape.trigger !== undefined) workflow.trigger = shape.trigger;
   if (shape.description !== undefined) workflow.description = shape.description;
   if (shape.output !== undefined) workflow.output = shape.output;
+  if (shape.budget !== undefined) workflow.budget = shape.budget;
   return workflow;
 }
 

@@ -55,6 +55,8 @@ export interface CompiledWorkflow {
   output?: string;
   /** In document order. */
   steps: CompiledStep[];
+  /** Spending limit of all runs of this workflow (checked before every call). */
+  budget?: { limit_usd: number; period: 'day' | 'month' | 'total' };
   /** What a chat run needs to grow its DAG (orchestrated mode); absent for saved workflows. */
   chat?: { agents: string[]; aggregator?: string; failFast: boolean };
 }

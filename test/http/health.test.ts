@@ -13,6 +13,7 @@ const app = createHttpApp({
   workflows: {} as never,
   runs: {} as never,
   chat: {} as never,
+  governance: {} as never,
   logger: silentLogger(),
   bodyLimitBytes: 1024 * 1024,
   health: { storage: () => 'sqlite', queue: () => 'local' },

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { EnsembleError } from '../../core/index.ts';
+import type { AppSettingsCache, RateLimits } from '../../governance/index.ts';
 import type { Actor, AppService, Principal } from '../../registry/index.ts';
 import type { AppEnv } from '../env.ts';
 
@@ -29,4 +30,15 @@ export function requireAdmin(principal: Principal | undefined): Actor {
 export function requireApp(principal: Principal | undefined): { appId: string; actor: Actor } {
   if (principal?.kind !== 'app') throw new EnsembleError('forbidden', 'This route needs an app token, not the admin token');
   return { appId: principal.appId, actor: principal };
+}
+
+/** The app's per-token request limit (`settings.rate_limit.requests_per_minute`), on every app route. */
+export function tokenRateLimit(settings: AppSettingsCache, limits: RateLimits): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const principal = c.get('principal');
+    if (principal?.kind !== 'app') return next();
+    const limit = (await settings.get(principal.appId)).rate_limit?.requests_per_minute;
+    if (limit) await limits.take('token-rpm', principal.tokenId, limit, 1, `${limit} requests per minute for this token`);
+    return next();
+  };
 }

@@ -125,10 +125,11 @@ export function registerAgentRoutes(app: OpenAPIHono<AppEnv>, agents: AgentServi
   });
 
   app.openapi(test, async (c) => {
-    const { appId } = requireApp(c.get('principal'));
+    const { appId, actor } = requireApp(c.get('principal'));
     const hasBody = (c.req.header('content-length') ?? '0') !== '0';
     const prompt = hasBody ? c.req.valid('json').prompt : 'Hello, are you working?';
-    return c.json(await agents.test(appId, c.req.valid('param').id_or_name, prompt, c.req.raw.signal), 200);
+    const tokenId = actor.kind === 'app' ? actor.tokenId : undefined;
+    return c.json(await agents.test(appId, c.req.valid('param').id_or_name, prompt, { kind: 'direct', ...(tokenId ? { tokenId } : {}) }, c.req.raw.signal), 200);
   });
 
   app.openapi(health, async (c) => {

@@ -1,0 +1,70 @@
+import { EnsembleError, newId } from '../core/index.ts';
+import type { BudgetClaim, BudgetStore } from '../storage/index.ts';
+
+export interface Budget {
+  limit_usd: number;
+  period: 'day' | 'month' | 'total';
+}
+
+/** A scope a call is charged to, with its budget. */
+export interface BudgetScope {
+  scope: string;
+  label: string;
+  budget: Budget;
+}
+
+const NANO_PER_USD = 1_000_000_000;
+
+export function toNano(usd: number): number {
+  return Math.ceil(usd * NANO_PER_USD);
+}
+
+/** The start of the budget period that contains `now` (UTC). */
+export function periodStart(period: Budget['period'], now: Date): string {
+  if (period === 'total') return 'total';
+  const day = now.toISOString().slice(0, 10);
+  return period === 'day' ? day : `${day.slice(0, 7)}-01`;
+}
+
+/** How long a reservation may stay unsettled before it is released (its process died). */
+export const RESERVATION_TTL_MS = 60 * 60 * 1000;
+
+/** Reserve-then-settle against every budget a call counts against. */
+export class BudgetGuard {
+  readonly #store: BudgetStore;
+  constructor(store: BudgetStore) {
+    this.#store = store;
+  }
+
+  /**
+   * Reserves the call's worst-case cost in every scope at once, or throws `budget_exceeded`
+   * naming the scope that would be passed. Returns the reservation to settle.
+   */
+  async reserve(scopes: BudgetScope[], worstCaseUsd: number, now = new Date()): Promise<string | undefined> {
+    if (scopes.length === 0) return undefined;
+    const amountNano = toNano(worstCaseUsd);
+    const claims: BudgetClaim[] = scopes.map((s) => ({ scope: s.scope, periodStart: periodStart(s.budget.period, now), limitNano: toNano(s.budget.limit_usd), amountNano }));
+    const id = newId();
+    const result = await this.#store.reserve(id, claims, new Date(now.getTime() + RESERVATION_TTL_MS).toISOString());
+    if (!result.ok) {
+      const scope = scopes.find((s) => s.scope === result.claim.scope)!;
+      throw new EnsembleError('budget_exceeded', `The ${scope.label} budget of $${scope.budget.limit_usd} per ${scope.budget.period} would be passed; the provider was not called`, {
+        scope: scope.label,
+        limit_usd: scope.budget.limit_usd,
+        period: scope.budget.period,
+        spent_usd: result.spentNano / NANO_PER_USD,
+        reserved_usd: result.reservedNano / NANO_PER_USD,
+        requested_usd: amountNano / NANO_PER_USD,
+      });
+    }
+    return id;
+  }
+
+  async settle(reservationId: string | undefined, actualUsd: number): Promise<void> {
+    if (reservationId) await this.#store.settle(reservationId, toNano(actualUsd));
+  }
+
+  releaseExpired(now = new Date()): Promise<number> {
+    return this.#store.releaseExpired(now.toISOString());
+  }
+}
