@@ -21,6 +21,7 @@ export async function startTestServer(settings: {
   env?: Record<string, string | undefined>;
   healthIntervalMs?: number;
   healthMonitor?: boolean;
+  rateLimitWindowSeconds?: number;
 }): Promise<TestServer> {
   const env: Record<string, string | undefined> = {
     ENSEMBLE_DATA_DIR: settings.dataDir,
@@ -30,6 +31,7 @@ export async function startTestServer(settings: {
     ENSEMBLE_ALLOWED_PRIVATE_HOSTS: (settings.allowedPrivateHosts ?? []).join(','),
     ENSEMBLE_HEALTH_INTERVAL_MS: settings.healthIntervalMs?.toString(),
     LOG_LEVEL: 'debug',
+    ENSEMBLE_RATE_LIMIT_WINDOW_SECONDS: settings.rateLimitWindowSeconds?.toString(),
     PORT: '0',
   };
   const config: Config = loadConfig(env);

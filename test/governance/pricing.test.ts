@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { estimateInputTokens, priceCall, worstCaseCost } from '../../src/governance/index.ts';
+
+describe('pricing', () => {
+  it('prices known token counts exactly under a pricing override', () => {
+    const cost = priceCall(
+      { input_tokens: 1_000, output_tokens: 500, total_tokens: 1_500, cached_input_tokens: 200, reasoning_tokens: 100 },
+      { provider: 'openai', model: 'gpt-4.1', pricing: { input_per_million: 2, output_per_million: 8, cached_input_per_million: 0.5, reasoning_per_million: 10 } },
+    );
+    // 800 × 2 + 200 × 0.5 + 400 × 8 + 100 × 10 = 1600 + 100 + 3200 + 1000 = 5900 per million
+    expect(cost).toEqual({ costUsd: 0.0059, priceKnown: true, source: 'override' });
+  });
+
+  it.each([
+    ['anthropic', 'claude-sonnet-4-5'],
+    ['openai', 'gpt-4.1-mini'],
+    ['gemini', 'gemini-2.5-flash'],
+    ['openrouter', 'anthropic/claude-sonnet-4.5'],
+    ['groq', 'llama-3.3-70b-versatile'],
+  ] as const)('the price table knows %s %s', (provider, model) => {
+    const cost = priceCall({ input_tokens: 10_000, output_tokens: 2_000, total_tokens: 12_000 }, { provider, model });
+    expect(cost.priceKnown).toBe(true);
+    expect(cost.source).toBe('table');
+    expect(cost.costUsd).toBeGreaterThan(0);
+  });
+
+  it('uses the vendor-reported cost before the table, and never guesses unknown prices', () => {
+    expect(priceCall({ input_tokens: 10, output_tokens: 10, total_tokens: 20 }, { provider: 'openrouter', model: 'openai/gpt-4o', providerCostUsd: 0.0042 })).toEqual({ costUsd: 0.0042, priceKnown: true, source: 'provider' });
+    expect(priceCall({ input_tokens: 10, output_tokens: 10, total_tokens: 20 }, { provider: 'ollama', model: 'llama3.2' })).toEqual({ costUsd: 0, priceKnown: false, source: 'unknown' });
+    expect(priceCall({ input_tokens: 10, output_tokens: 10, total_tokens: 20 }, { provider: 'openai', model: 'no-such-model-xyz' })).toMatchObject({ costUsd: 0, priceKnown: false });
+  });
+
+  it('a worst case covers the estimated prompt and the whole output allowance', () => {
+    const worst = worstCaseCost({ provider: 'openai', model: 'x', pricing: { input_per_million: 1_000_000, output_per_million: 1_000_000 }, promptCharacters: 300, maxTokens: 50 });
+    expect(worst.costUsd).toBe(estimateInputTokens(300) + 50);
+    expect(estimateInputTokens(300)).toBeGreaterThanOrEqual(100);
+  });
+});
