@@ -18,7 +18,14 @@ export async function main(argv: string[]): Promise<void> {
     .option('--port <port>', 'port to listen on (default 8080)')
     .option('--host <host>', 'interface to bind (default 127.0.0.1)')
     .option('--data-dir <dir>', 'data directory (default ./.ensemble)')
+    .option('--role <role>', 'api | worker | all (default all); api and worker need DATABASE_URL and REDIS_URL')
     .action(serveCommand);
+
+  program
+    .command('worker')
+    .description('Run a cluster worker: executes runs from the queue, serves no HTTP (same as serve --role worker)')
+    .option('--data-dir <dir>', 'data directory (default ./.ensemble)')
+    .action((flags: { dataDir?: string }) => serveCommand({ ...flags, role: 'worker' }));
 
   const keys = program.command('keys').description('Manage the master keys that encrypt provider keys');
   keys

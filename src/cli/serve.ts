@@ -5,6 +5,7 @@ export interface ServeFlags {
   port?: string;
   host?: string;
   dataDir?: string;
+  role?: string;
 }
 
 /** `ensemble serve`: runs until SIGTERM/SIGINT, then drains and exits 0. */
@@ -13,6 +14,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   if (flags.port !== undefined) overrides.port = flags.port;
   if (flags.host !== undefined) overrides.host = flags.host;
   if (flags.dataDir !== undefined) overrides.dataDir = flags.dataDir;
+  if (flags.role !== undefined) overrides.role = flags.role;
   const config = loadConfig(process.env, overrides);
   const logger = createLogger(config.logLevel);
   const service = await startService(config, logger);

@@ -35,12 +35,24 @@ const ConfigSchema = z.object({
   processConcurrency: z.coerce.number().int().min(1).default(4096),
   /** The window of "per minute" rate limits, in seconds (shorter only for tests). */
   rateLimitWindowSeconds: z.coerce.number().int().min(1).default(60),
+  /** Which parts run here: the HTTP API, the run executor, or both. */
+  role: z.enum(['api', 'worker', 'all']).default('all'),
+  /** Cluster mode: runs one worker process executes at once. */
+  workerConcurrency: z.coerce.number().int().min(1).default(50),
+  /** Cluster mode: how long a run's lease lives without renewal (renewed every third of it). */
+  leaseTtlMs: z.coerce.number().int().min(1000).default(15_000),
+  /** Cluster mode: BullMQ job lock duration; a dead worker's runs move on after about this long. */
+  queueLockMs: z.coerce.number().int().min(1000).default(15_000),
+  /** Cluster mode: how often workers look for stalled jobs. */
+  queueStalledIntervalMs: z.coerce.number().int().min(500).default(5_000),
+  /** Cluster mode: how often any process requeues unfinished runs that nobody holds. */
+  reconcileIntervalMs: z.coerce.number().int().min(500).default(10_000),
   /** Largest accepted request body. */
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
-export type ConfigOverrides = Partial<Record<'port' | 'host' | 'dataDir' | 'logLevel', string | number>>;
+export type ConfigOverrides = Partial<Record<'port' | 'host' | 'dataDir' | 'logLevel' | 'role', string | number>>;
 
 const ENV_NAMES = {
   port: 'PORT',
@@ -57,6 +69,12 @@ const ENV_NAMES = {
   healthIntervalMs: 'ENSEMBLE_HEALTH_INTERVAL_MS',
   runConcurrency: 'ENSEMBLE_RUN_CONCURRENCY',
   rateLimitWindowSeconds: 'ENSEMBLE_RATE_LIMIT_WINDOW_SECONDS',
+  role: 'ENSEMBLE_ROLE',
+  workerConcurrency: 'ENSEMBLE_WORKER_CONCURRENCY',
+  leaseTtlMs: 'ENSEMBLE_LEASE_TTL_MS',
+  queueLockMs: 'ENSEMBLE_QUEUE_LOCK_MS',
+  queueStalledIntervalMs: 'ENSEMBLE_QUEUE_STALLED_INTERVAL_MS',
+  reconcileIntervalMs: 'ENSEMBLE_RECONCILE_INTERVAL_MS',
   processConcurrency: 'ENSEMBLE_PROCESS_CONCURRENCY',
 } as const satisfies Record<keyof Config, string>;
 
@@ -73,7 +91,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) raw[key] = value;
   }
-  const parsed = ConfigSchema.safeParse(raw);
+  const parsed = ConfigSchema.superRefine((config, ctx) => {
+    if (config.redisUrl && !config.databaseUrl) ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: 'cluster mode (REDIS_URL) needs DATABASE_URL: processes share PostgreSQL' });
+  }).safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '');

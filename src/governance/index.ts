@@ -4,3 +4,4 @@ export { BudgetGuard, periodStart, toNano, RESERVATION_TTL_MS, type Budget, type
 export { RateLimits, RateLimitExceeded, memoryLimiters, type LimiterFactory, type RateLimit } from './rate-limits.ts';
 export { AppSettingsCache, AppSettingsSchema, type AppSettings } from './app-settings.ts';
 export { usageReport, type UsageReport, type UsageReportRow } from './analytics.ts';
+export { redisLimiters } from './redis-limiters.ts';

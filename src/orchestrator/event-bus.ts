@@ -10,6 +10,12 @@ export type RunEventListener = (event: RunEventRecord) => void;
 export class EventBus {
   readonly #listeners = new Map<string, Set<RunEventListener>>();
   readonly #pending = new Map<string, RunEventRecord[]>();
+  /** Forwards local events to other processes (cluster mode). */
+  #relay: ((event: RunEventRecord) => void) | undefined;
+
+  relayTo(relay: (event: RunEventRecord) => void): void {
+    this.#relay = relay;
+  }
 
   subscribe(runId: string, listener: RunEventListener): () => void {
     let set = this.#listeners.get(runId);
@@ -24,7 +30,9 @@ export class EventBus {
     };
   }
 
-  publish(event: RunEventRecord): void {
+  /** Announces an event here, and (unless it came from another process) to the other processes. */
+  publish(event: RunEventRecord, options: { remote?: boolean } = {}): void {
+    if (!options.remote) this.#relay?.(event);
     const set = this.#listeners.get(event.run_id);
     if (!set) return;
     for (const listener of [...set]) listener(event);

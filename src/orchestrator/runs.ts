@@ -1,6 +1,6 @@
 import { EnsembleError, newId } from '../core/index.ts';
 import type { Actor, AgentService, AuditWriter } from '../registry/index.ts';
-import type { RunEventRecord, RunQuery, RunRecord, RunStepRecord, Storage } from '../storage/index.ts';
+import { LeaseLostError, type RunEventRecord, type RunQuery, type RunRecord, type RunStepRecord, type Storage } from '../storage/index.ts';
 import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type RunOutcome, type Semaphore } from '../workflow/index.ts';
 import { addPlanExecution, addPlanRetry, validatePlan, type ChatRequest, type Plan } from './chat.ts';
 import type { EventBus } from './event-bus.ts';
@@ -10,6 +10,26 @@ import { AgentStepRunner } from './step-runner.ts';
 import type { WorkflowView } from './workflows.ts';
 
 export const TERMINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['completed', 'partial', 'failed', 'cancelled']);
+
+/** How long creating a run waits for the queue before leaving the run to the reconciler. */
+const ENQUEUE_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
 
 /** How long an Idempotency-Key keeps returning the same run. */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -65,6 +85,21 @@ export interface RunServiceDeps {
   /** Calls in flight in this process, across runs. */
   processSemaphore: Semaphore;
   onError?: (runId: string, error: unknown) => void;
+  /**
+   * Cluster mode: this process's lease identity. A run executes only while its executor holds
+   * the run's lease in the database; every write is fenced by the lease epoch.
+   */
+  lease?: { owner: string; ttlMs: number };
+  /** Cluster mode: tells every process to cancel a run (the executor may be elsewhere). */
+  broadcastCancel?: (runId: string) => Promise<void>;
+}
+
+/** The run cannot execute here now (its lease is held elsewhere, or this worker is draining); try again later. */
+export class RunNotReadyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunNotReadyError';
+  }
 }
 
 export interface StartRunInput {
@@ -159,7 +194,8 @@ export class RunService {
       outcome: 'success',
       details: { workflow: spec.workflow_name, version: spec.workflow_version, mode: spec.mode },
     });
-    await this.#d.queue.enqueue(run.id);
+    // The run is stored; if the queue is unreachable now, the reconciler queues it later.
+    await withTimeout(this.#d.queue.enqueue(run.id), ENQUEUE_TIMEOUT_MS).catch((error: unknown) => this.#d.onError?.(run.id, error));
     return { run, created: true };
   }
 
@@ -170,16 +206,70 @@ export class RunService {
     if (!run || TERMINAL_RUN_STATUSES.has(run.status)) return;
     const controllers = { cancel: new AbortController(), interrupt: new AbortController() };
     this.#active.set(runId, controllers);
-    if (this.#cancelRequested.delete(runId)) controllers.cancel.abort();
+    let lease: { epoch: number; timer: NodeJS.Timeout; lost: boolean } | undefined;
     try {
-      const journal = new StorageRunJournal(this.#d.storage, this.#d.bus, runId, await this.#d.storage.runs.lastSeq(runId));
-      if (run.mode === 'orchestrated') await this.#executeOrchestrated(run, journal, controllers);
-      else await this.#pass(run, run.definition as CompiledWorkflow, journal, controllers, { announceStart: true, finish: true });
+      let storage = this.#d.storage;
+      if (this.#d.lease) {
+        const { owner, ttlMs } = this.#d.lease;
+        const epoch = await storage.runs.acquireLease(runId, owner, ttlMs);
+        if (epoch === null) throw new RunNotReadyError(`run ${runId} is leased by another executor`);
+        const held: { epoch: number; lost: boolean; timer?: NodeJS.Timeout } = { epoch, lost: false };
+        held.timer = setInterval(() => {
+          void storage.runs.renewLease(runId, owner, epoch, ttlMs).then(
+            (kept) => {
+              if (!kept) {
+                held.lost = true;
+                controllers.interrupt.abort();
+              }
+            },
+            () => {},
+          );
+        }, Math.max(200, Math.floor(ttlMs / 3)));
+        held.timer.unref();
+        lease = held as { epoch: number; timer: NodeJS.Timeout; lost: boolean };
+        storage = { ...storage, runs: storage.runs.fenced(runId, epoch) } as Storage;
+      }
+      if (this.#cancelRequested.delete(runId) || (await storage.runs.cancelRequested(runId))) controllers.cancel.abort();
+      const journal = new StorageRunJournal(storage, this.#d.bus, runId, await storage.runs.lastSeq(runId));
+      const current = { ...run, definition: (await storage.runs.getById(runId))?.definition ?? run.definition };
+      if (current.mode === 'orchestrated') await this.#executeOrchestrated(current, journal, controllers, storage);
+      else await this.#pass(current, current.definition as CompiledWorkflow, journal, controllers, { announceStart: true, finish: true }, storage);
     } catch (error) {
-      if (!(error instanceof RunInterruptedError)) throw error;
+      if (error instanceof LeaseLostError || lease?.lost) return;
+      // Interrupted by a drain: the run goes back to the queue for another worker.
+      if (error instanceof RunInterruptedError) {
+        if (this.#d.lease) throw new RunNotReadyError(`run ${runId} was interrupted; it resumes elsewhere`);
+        return;
+      }
+      throw error;
     } finally {
       this.#active.delete(runId);
+      if (lease) {
+        clearInterval(lease.timer);
+        if (!lease.lost) await this.#d.storage.runs.releaseLease(runId, this.#d.lease!.owner, lease.epoch).catch(() => {});
+      }
     }
+  }
+
+  /** A control message from another process (cluster mode). */
+  onCancelBroadcast(runId: string): void {
+    this.#active.get(runId)?.cancel.abort();
+  }
+
+  /**
+   * Runs that are unfinished but held by nobody (their executor died, their queue entry was lost
+   * with Redis) are queued again. PostgreSQL is the truth; the queue only carries work.
+   */
+  async requeueOrphans(minAgeMs = 10_000): Promise<number> {
+    const now = new Date();
+    const orphans = await this.#d.storage.runs.listOrphaned(now.toISOString(), new Date(now.getTime() - minAgeMs).toISOString());
+    let queued = 0;
+    for (const run of orphans) {
+      if (this.#active.has(run.id)) continue;
+      await this.#d.queue.enqueue(run.id);
+      queued++;
+    }
+    return queued;
   }
 
   /** One pass of the engine over the run's DAG, from the step states in storage. */
@@ -189,8 +279,9 @@ export class RunService {
     journal: StorageRunJournal,
     controllers: { cancel: AbortController; interrupt: AbortController },
     phase: { announceStart: boolean; finish: boolean },
+    storage: Storage = this.#d.storage,
   ): Promise<RunOutcome> {
-    const steps = await this.#d.storage.runs.listSteps(run.id);
+    const steps = await storage.runs.listSteps(run.id);
     return executeWorkflow({
       runId: run.id,
       workflow,
@@ -212,7 +303,7 @@ export class RunService {
    * the plan's subtasks and the synthesis are added to the run's DAG and run (pass 2). Each
    * growth of the DAG is stored before it runs, so a restart resumes from where it stood.
    */
-  async #executeOrchestrated(run: RunRecord, journal: StorageRunJournal, controllers: { cancel: AbortController; interrupt: AbortController }): Promise<void> {
+  async #executeOrchestrated(run: RunRecord, journal: StorageRunJournal, controllers: { cancel: AbortController; interrupt: AbortController }, storage: Storage): Promise<void> {
     let workflow = run.definition as CompiledWorkflow;
     const chat = workflow.chat!;
     const request: ChatRequest = { message: run.input, agents: chat.agents, mode: 'orchestrated', aggregator: chat.aggregator, failFast: chat.failFast };
@@ -221,7 +312,7 @@ export class RunService {
     const leader = records.get(chat.agents[0]!)!;
     const workers = chat.agents.slice(1).map((name) => records.get(name)!);
     for (let pass = 0; ; pass++) {
-      const outcome = await this.#pass(run, workflow, journal, controllers, { announceStart: pass === 0, finish: false });
+      const outcome = await this.#pass(run, workflow, journal, controllers, { announceStart: pass === 0, finish: false }, storage);
       const has = (id: string) => workflow.steps.some((s) => s.id === id);
       if (outcome.status !== 'completed' || has('synthesis')) {
         await journal.finish(outcome);
@@ -245,7 +336,7 @@ export class RunService {
         workflow = addPlanExecution(workflow, plan, planStep, request, records, chat.aggregator ? records.get(chat.aggregator)! : leader);
         await journal.event('plan.created', { step_id: planStep, plan });
       }
-      await this.#d.storage.runs.update(run.id, { definition: workflow }, new Date().toISOString());
+      await storage.runs.update(run.id, { definition: workflow }, new Date().toISOString());
     }
   }
 
@@ -274,32 +365,39 @@ export class RunService {
   async cancel(appId: string, runId: string, actor: Actor): Promise<RunView> {
     const run = await this.#require(appId, runId);
     if (!TERMINAL_RUN_STATUSES.has(run.status)) {
+      await this.#d.storage.runs.requestCancel(run.id);
       const active = this.#active.get(run.id);
       if (active) active.cancel.abort();
+      else if (this.#d.broadcastCancel) await this.#d.broadcastCancel(run.id);
       else this.#cancelRequested.add(run.id);
       await this.#d.audit.record({ actor, app_id: appId, action: 'run.cancel', target_type: 'run', target_id: run.id, outcome: 'success', details: {} });
-      if (!active && run.status === 'queued') await this.execute(run.id);
+      if (!active && !this.#d.lease && run.status === 'queued') await this.execute(run.id);
     }
     return this.get(appId, runId);
   }
 
-  /** Resolves with the run once it has ended. */
+  /** Resolves with the run once it has ended (live event, or storage checked every second). */
   async waitForEnd(runId: string): Promise<RunRecord> {
-    const ended = new Promise<void>((resolve) => {
+    await new Promise<void>((resolve) => {
+      let poll: NodeJS.Timeout | undefined;
+      const done = () => {
+        unsubscribe();
+        clearInterval(poll);
+        resolve();
+      };
       const unsubscribe = this.#d.bus.subscribe(runId, (event) => {
-        if (FINAL_EVENTS.has(event.type)) {
-          unsubscribe();
-          resolve();
-        }
+        if (FINAL_EVENTS.has(event.type)) done();
       });
-      void this.#d.storage.runs.getById(runId).then((run) => {
-        if (!run || TERMINAL_RUN_STATUSES.has(run.status)) {
-          unsubscribe();
-          resolve();
-        }
-      });
+      const check = () =>
+        void this.#d.storage.runs.getById(runId).then(
+          (run) => {
+            if (!run || TERMINAL_RUN_STATUSES.has(run.status)) done();
+          },
+          () => {},
+        );
+      check();
+      poll = setInterval(check, 1000);
     });
-    await ended;
     const run = await this.#d.storage.runs.getById(runId);
     if (!run) throw new EnsembleError('not_found', 'No such run');
     return run;
@@ -344,8 +442,10 @@ export class RunService {
         while (live.length > 0) {
           const event = live.shift()!;
           if (event.seq <= last) continue;
-          if (event.seq > last + 1) {
+          // Events announced by another process may reach storage a moment after the bus: retry.
+          for (let tries = 0; event.seq > last + 1 && tries < 80; tries++) {
             for await (const missed of catchUp.call(this, event.seq - 1)) yield missed;
+            if (event.seq > last + 1) await new Promise((resolve) => setTimeout(resolve, 25));
           }
           yield event;
           last = event.seq;

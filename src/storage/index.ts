@@ -7,6 +7,7 @@ import type { Storage } from './types.ts';
 export type * from './types.ts';
 export { USAGE_GROUPS } from './types.ts';
 export { KyselyStorage } from './kysely-store.ts';
+export { LeaseLostError } from './run-store.ts';
 
 export interface StorageOptions {
   /** A postgres:// URL selects PostgreSQL; otherwise the embedded SQLite file is used. */

@@ -193,6 +193,16 @@ function migrations(engine: Engine): Record<string, Migration> {
         await db.schema.createIndex('budget_reservations_expiry').on('budget_reservations').column('expires_at').execute();
       },
     },
+    '0004_cluster': {
+      async up(db: Kysely<unknown>) {
+        // The lease fences a run to one executor: the epoch grows with every new owner, and
+        // every write of an executor checks that the epoch is still its own.
+        await db.schema.alterTable('runs').addColumn('lease_owner', 'text').execute();
+        await db.schema.alterTable('runs').addColumn('lease_expires_at', 'text').execute();
+        await db.schema.alterTable('runs').addColumn('lease_epoch', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('runs').addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

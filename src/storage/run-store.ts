@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
 import { parseJson as parse, toJson as json, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { Database, RunEventsTable, RunStepsTable, RunsTable, WorkflowsTable } from './schema.ts';
 import type { RunEventRecord, RunPatch, RunQuery, RunRecord, RunStepRecord, RunStore, WorkflowRecord, WorkflowStore } from './types.ts';
@@ -111,17 +111,7 @@ export class KyselyRunStore implements RunStore {
   }
 
   async update(runId: string, patch: RunPatch, updatedAt: string): Promise<void> {
-    const values: Partial<RunsTable> = { updated_at: updatedAt };
-    if (patch.status !== undefined) values.status = patch.status;
-    if (patch.output !== undefined) values.output = json(patch.output);
-    if (patch.outputs !== undefined) values.outputs = json(patch.outputs);
-    if (patch.error !== undefined) values.error = patch.error === null ? null : json(patch.error);
-    if (patch.usage !== undefined) values.usage = json(patch.usage);
-    if (patch.cost_usd !== undefined) values.cost_usd = patch.cost_usd;
-    if (patch.started_at !== undefined) values.started_at = patch.started_at;
-    if (patch.finished_at !== undefined) values.finished_at = patch.finished_at;
-    if (patch.definition !== undefined) values.definition = json(patch.definition);
-    await this.#db.updateTable('runs').set(values).where('id', '=', runId).execute();
+    await updateRun(this.#db, runId, patch, updatedAt);
   }
 
   async listUnfinished(): Promise<RunRecord[]> {
@@ -151,10 +141,78 @@ export class KyselyRunStore implements RunStore {
     return rows.map((row) => ({ ...row, seq: Number(row.seq), data: parse(row.data, {}) }));
   }
 
+  async acquireLease(runId: string, owner: string, ttlMs: number): Promise<number | null> {
+    const now = new Date();
+    const result = await this.#db
+      .updateTable('runs')
+      .set((eb) => ({ lease_owner: owner, lease_expires_at: new Date(now.getTime() + ttlMs).toISOString(), lease_epoch: eb('lease_epoch', '+', 1) }))
+      .where('id', '=', runId)
+      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_owner', '=', owner), eb('lease_expires_at', '<', now.toISOString())]))
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return null;
+    const row = await this.#db.selectFrom('runs').select(['lease_epoch', 'lease_owner']).where('id', '=', runId).executeTakeFirst();
+    return row && row.lease_owner === owner ? Number(row.lease_epoch) : null;
+  }
+
+  async renewLease(runId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('runs')
+      .set({ lease_expires_at: new Date(Date.now() + ttlMs).toISOString() })
+      .where('id', '=', runId)
+      .where('lease_owner', '=', owner)
+      .where('lease_epoch', '=', epoch)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async releaseLease(runId: string, owner: string, epoch: number): Promise<void> {
+    await this.#db.updateTable('runs').set({ lease_owner: null, lease_expires_at: null }).where('id', '=', runId).where('lease_owner', '=', owner).where('lease_epoch', '=', epoch).execute();
+  }
+
+  async requestCancel(runId: string): Promise<void> {
+    await this.#db.updateTable('runs').set({ cancel_requested: 1 }).where('id', '=', runId).execute();
+  }
+
+  async cancelRequested(runId: string): Promise<boolean> {
+    const row = await this.#db.selectFrom('runs').select('cancel_requested').where('id', '=', runId).executeTakeFirst();
+    return Number(row?.cancel_requested ?? 0) === 1;
+  }
+
+  async listOrphaned(now: string, olderThan: string): Promise<RunRecord[]> {
+    const rows = await this.#db
+      .selectFrom('runs')
+      .selectAll()
+      .where('status', 'in', ['queued', 'running'])
+      .where('updated_at', '<', olderThan)
+      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<', now)]))
+      .orderBy('created_at')
+      .limit(1000)
+      .execute();
+    return rows.map(toRun);
+  }
+
+  fenced(runId: string, epoch: number): RunStore {
+    return new FencedRunStore(this, this.#db, runId, epoch);
+  }
+
   async lastSeq(runId: string): Promise<number> {
     const row = await this.#db.selectFrom('run_events').select((eb) => eb.fn.max('seq').as('seq')).where('run_id', '=', runId).executeTakeFirst();
     return Number(row?.seq ?? 0);
   }
+}
+
+async function updateRun(db: Kysely<Database> | Transaction<Database>, runId: string, patch: RunPatch, updatedAt: string): Promise<void> {
+  const values: Updateable<RunsTable> = { updated_at: updatedAt };
+  if (patch.status !== undefined) values.status = patch.status;
+  if (patch.output !== undefined) values.output = json(patch.output);
+  if (patch.outputs !== undefined) values.outputs = json(patch.outputs);
+  if (patch.error !== undefined) values.error = patch.error === null ? null : json(patch.error);
+  if (patch.usage !== undefined) values.usage = json(patch.usage);
+  if (patch.cost_usd !== undefined) values.cost_usd = patch.cost_usd;
+  if (patch.started_at !== undefined) values.started_at = patch.started_at;
+  if (patch.finished_at !== undefined) values.finished_at = patch.finished_at;
+  if (patch.definition !== undefined) values.definition = json(patch.definition);
+  await db.updateTable('runs').set(values).where('id', '=', runId).execute();
 }
 
 async function upsertStep(trx: Transaction<Database>, step: RunStepRecord): Promise<void> {
@@ -167,7 +225,7 @@ async function upsertStep(trx: Transaction<Database>, step: RunStepRecord): Prom
     .execute();
 }
 
-function toRunRow(run: RunRecord): RunsTable {
+function toRunRow(run: RunRecord): Insertable<RunsTable> {
   const { user, ...rest } = run;
   return {
     ...rest,
@@ -182,7 +240,7 @@ function toRunRow(run: RunRecord): RunsTable {
 }
 
 function toRun(row: Selectable<RunsTable>): RunRecord {
-  const { user_id, ...rest } = row;
+  const { user_id, lease_owner: _owner, lease_expires_at: _expires, lease_epoch: _epoch, cancel_requested: _cancel, ...rest } = row;
   return {
     ...rest,
     user: user_id,
@@ -221,4 +279,78 @@ function toStep(row: Selectable<RunStepsTable>): RunStepRecord {
 
 function toEventRow(event: RunEventRecord): RunEventsTable {
   return { ...event, data: json(event.data) };
+}
+
+/** A write of an executor that no longer holds the run's lease. */
+export class LeaseLostError extends Error {
+  constructor(runId: string) {
+    super(`The lease of run ${runId} is held by another executor`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * The run store as one executor of one run sees it: every write for that run first checks, under
+ * a row lock, that the run's lease epoch is still the executor's. A worker that lost its lease
+ * (it stalled and another took over) can no longer change the run.
+ */
+class FencedRunStore implements RunStore {
+  readonly #inner: KyselyRunStore;
+  readonly #db: Kysely<Database>;
+  readonly #runId: string;
+  readonly #epoch: number;
+
+  constructor(inner: KyselyRunStore, db: Kysely<Database>, runId: string, epoch: number) {
+    this.#inner = inner;
+    this.#db = db;
+    this.#runId = runId;
+    this.#epoch = epoch;
+  }
+
+  async #check(trx: Transaction<Database>): Promise<void> {
+    const row = await trx.selectFrom('runs').select('lease_epoch').where('id', '=', this.#runId).forUpdate().executeTakeFirst();
+    if (!row || Number(row.lease_epoch) !== this.#epoch) throw new LeaseLostError(this.#runId);
+  }
+
+  async recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await this.#check(trx);
+      await upsertStep(trx, step);
+      if (events.length > 0) await trx.insertInto('run_events').values(events.map(toEventRow)).execute();
+    });
+  }
+
+  async appendEvents(events: RunEventRecord[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.#db.transaction().execute(async (trx) => {
+      await this.#check(trx);
+      await trx.insertInto('run_events').values(events.map(toEventRow)).execute();
+    });
+  }
+
+  async update(runId: string, patch: RunPatch, updatedAt: string): Promise<void> {
+    if (runId !== this.#runId) return this.#inner.update(runId, patch, updatedAt);
+    await this.#db.transaction().execute(async (trx) => {
+      await this.#check(trx);
+      await updateRun(trx, runId, patch, updatedAt);
+    });
+  }
+
+  create = (run: RunRecord) => this.#inner.create(run);
+  get = (appId: string, runId: string) => this.#inner.get(appId, runId);
+  getById = (runId: string) => this.#inner.getById(runId);
+  findByIdempotencyKey = (appId: string, key: string) => this.#inner.findByIdempotencyKey(appId, key);
+  releaseIdempotencyKey = (runId: string) => this.#inner.releaseIdempotencyKey(runId);
+  list = (appId: string, query: RunQuery) => this.#inner.list(appId, query);
+  listUnfinished = () => this.#inner.listUnfinished();
+  listSteps = (runId: string) => this.#inner.listSteps(runId);
+  listEvents = (runId: string, afterSeq: number, limit?: number) => this.#inner.listEvents(runId, afterSeq, limit);
+  lastSeq = (runId: string) => this.#inner.lastSeq(runId);
+  acquireLease = (runId: string, owner: string, ttlMs: number) => this.#inner.acquireLease(runId, owner, ttlMs);
+  renewLease = (runId: string, owner: string, epoch: number, ttlMs: number) => this.#inner.renewLease(runId, owner, epoch, ttlMs);
+  releaseLease = (runId: string, owner: string, epoch: number) => this.#inner.releaseLease(runId, owner, epoch);
+  requestCancel = (runId: string) => this.#inner.requestCancel(runId);
+  cancelRequested = (runId: string) => this.#inner.cancelRequested(runId);
+  listOrphaned = (now: string, olderThan: string) => this.#inner.listOrphaned(now, olderThan);
+  fenced = (runId: string, epoch: number) => this.#inner.fenced(runId, epoch);
 }

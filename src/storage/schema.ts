@@ -89,6 +89,10 @@ export interface RunsTable {
   finished_at: string | null;
   updated_at: string;
   user_id: string | null;
+  lease_owner: Generated<string | null>;
+  lease_expires_at: Generated<string | null>;
+  lease_epoch: Generated<number>;
+  cancel_requested: Generated<number>;
 }
 
 export interface RunStepsTable {

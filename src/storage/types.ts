@@ -194,6 +194,22 @@ export interface RunStore {
   /** Events with seq > afterSeq, in order. */
   listEvents(runId: string, afterSeq: number, limit?: number): Promise<RunEventRecord[]>;
   lastSeq(runId: string): Promise<number>;
+  /**
+   * Takes the run's lease for `owner` if it is free, expired, or already `owner`'s. Returns the
+   * new epoch (every taking increments it), or null when another owner holds a live lease.
+   */
+  acquireLease(runId: string, owner: string, ttlMs: number): Promise<number | null>;
+  /** Extends a lease still held at `epoch`; false when it was lost. */
+  renewLease(runId: string, owner: string, epoch: number, ttlMs: number): Promise<boolean>;
+  /** Lets the lease go at once (a drained worker hands the run over without waiting). */
+  releaseLease(runId: string, owner: string, epoch: number): Promise<void>;
+  /** Marks a run for cancellation, wherever it executes. */
+  requestCancel(runId: string): Promise<void>;
+  cancelRequested(runId: string): Promise<boolean>;
+  /** Unfinished runs whose lease is missing or expired (to dispatch again). */
+  listOrphaned(now: string, olderThan: string): Promise<RunRecord[]>;
+  /** A view of this store whose writes for `runId` fail with LeaseLostError once `epoch` is no longer current. */
+  fenced(runId: string, epoch: number): RunStore;
 }
 
 export interface UsageRecord {

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface ServerProcess {
   child: ChildProcess;
+  /** The HTTP address ('' for a worker, which serves none). */
   url: string;
   output(): string;
   /** SIGTERM and wait for the exit code. */
@@ -11,8 +12,9 @@ export interface ServerProcess {
   kill(): Promise<void>;
 }
 
-export async function spawnServer(args: string[], env: Record<string, string | undefined>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['bin/ensemble.js', 'serve', '--port', '0', ...args], {
+export async function spawnServer(args: string[], env: Record<string, string | undefined>, options: { worker?: boolean } = {}): Promise<ServerProcess> {
+  const command = options.worker ? ['worker'] : ['serve', '--port', '0'];
+  const child = spawn(process.execPath, ['bin/ensemble.js', ...command, ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -26,6 +28,9 @@ export async function spawnServer(args: string[], env: Record<string, string | u
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
+      } else if (options.worker && output.includes('ensemble worker ready')) {
+        clearTimeout(timer);
+        resolve('');
       }
     };
     child.stdout!.on('data', onData);

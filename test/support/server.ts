@@ -42,9 +42,11 @@ export async function startTestServer(settings: {
     providerDeps: { retryPolicy: { initialDelayMs: 5, maxDelayMs: 20 } },
     healthMonitor: { enabled: settings.healthMonitor ?? false },
   });
+  if (!service.url) throw new Error('the test server must serve HTTP');
+  const url = service.url;
   return {
     service,
-    url: service.url,
+    url,
     logs,
     async call(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
@@ -54,7 +56,7 @@ export async function startTestServer(settings: {
         body = JSON.stringify(options.body);
         headers['content-type'] ??= 'application/json';
       }
-      const res = await fetch(`${service.url}${path}`, { method, headers, body });
+      const res = await fetch(`${url}${path}`, { method, headers, body });
       const text = await res.text();
       let parsed: unknown = text;
       try {
