@@ -379,10 +379,10 @@ export class RunService {
   /** Resolves with the run once it has ended (live event, or storage checked every second). */
   async waitForEnd(runId: string): Promise<RunRecord> {
     await new Promise<void>((resolve) => {
-      let poll: NodeJS.Timeout | undefined;
+      const timers: { poll?: NodeJS.Timeout } = {};
       const done = () => {
         unsubscribe();
-        clearInterval(poll);
+        clearInterval(timers.poll);
         resolve();
       };
       const unsubscribe = this.#d.bus.subscribe(runId, (event) => {
@@ -396,7 +396,7 @@ export class RunService {
           () => {},
         );
       check();
-      poll = setInterval(check, 1000);
+      timers.poll = setInterval(check, 1000);
     });
     const run = await this.#d.storage.runs.getById(runId);
     if (!run) throw new EnsembleError('not_found', 'No such run');
