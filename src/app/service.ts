@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Config, Logger } from '../config/index.ts';
-import { AppSettingsCache, BudgetGuard, governanceMiddleware, RateLimits, redisLimiters } from '../governance/index.ts';
+import { AppSettingsCache, BudgetGuard, governanceMiddleware, RateLimits, redisLimiters, UserBudgetCache } from '../governance/index.ts';
 import { createHttpApp, startHttpServer, type RunningServer } from '../http/index.ts';
 import {
   BullMqRunQueue,
@@ -11,6 +11,7 @@ import {
   InProcessRunQueue,
   RedisRelay,
   RunService,
+  TriggerService,
   WorkflowService,
   type RunQueue,
 } from '../orchestrator/index.ts';
@@ -55,8 +56,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
   try {
     const keyring = loadKeyring({ masterKeys: config.masterKeys, dataDir: config.dataDir, embedded, logger });
     const audit = new AuditWriter(storage.audit);
-    const apps = new AppService(storage, audit, config.adminToken);
+    const apps = new AppService(storage, audit, config.adminToken, keyring);
     const settings = new AppSettingsCache(storage);
+    const userBudgets = new UserBudgetCache(storage);
     const bus = new EventBus();
 
     let limiterClient: Redis | undefined;
@@ -81,6 +83,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
           budgets,
           limits,
           settings,
+          userBudgets,
           onRecordError: (error) => logger.error({ err: { message: (error as Error).message } }, 'could not record usage or audit'),
         }),
       ],
@@ -171,7 +174,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
         workflows,
         runs,
         chat: new ChatService(agents, runs),
-        governance: { storage, settings, audit, limits },
+        governance: { storage, settings, audit, limits, userBudgets },
+        triggers: new TriggerService(storage, runs, apps),
       });
       server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
       url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;

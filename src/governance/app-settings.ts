@@ -40,3 +40,29 @@ export class AppSettingsCache {
     this.#entries.delete(appId);
   }
 }
+
+/** End users' budgets, read through a short cache (checked on every call made for a user). */
+export class UserBudgetCache {
+  readonly #storage: Storage;
+  readonly #ttlMs: number;
+  readonly #entries = new Map<string, { at: number; budget: { limit_usd: number; period: 'day' | 'month' | 'total' } | undefined }>();
+
+  constructor(storage: Storage, ttlMs = 2000) {
+    this.#storage = storage;
+    this.#ttlMs = ttlMs;
+  }
+
+  async get(appId: string, user: string): Promise<{ limit_usd: number; period: 'day' | 'month' | 'total' } | undefined> {
+    const key = `${appId}\u0000${user}`;
+    const cached = this.#entries.get(key);
+    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.budget;
+    const found = await this.#storage.users.getBudget(appId, user);
+    const budget = found ? { limit_usd: found.limit_usd, period: found.period } : undefined;
+    this.#entries.set(key, { at: Date.now(), budget });
+    return budget;
+  }
+
+  forget(appId: string, user: string): void {
+    this.#entries.delete(`${appId}\u0000${user}`);
+  }
+}

@@ -20,7 +20,7 @@ import {
 } from '../providers/index.ts';
 import type { AuditWriter } from '../registry/index.ts';
 import type { Storage } from '../storage/index.ts';
-import type { AppSettingsCache } from './app-settings.ts';
+import type { AppSettingsCache, UserBudgetCache } from './app-settings.ts';
 import type { BudgetGuard} from './budgets.ts';
 import { type Budget, type BudgetScope } from './budgets.ts';
 import { DEFAULT_RESERVED_OUTPUT_TOKENS, estimateInputTokens, priceCall, worstCaseCost, type PricingOverride } from './pricing.ts';
@@ -32,6 +32,8 @@ export interface GovernanceDeps {
   budgets: BudgetGuard;
   limits: RateLimits;
   settings: AppSettingsCache;
+  /** End users' budgets (a call made for a user reserves against that user's budget too). */
+  userBudgets?: UserBudgetCache;
   /** Called when recording usage or audit fails: the call's answer is not withheld for that. */
   onRecordError?: (error: unknown) => void;
 }
@@ -146,6 +148,8 @@ class GovernedProvider implements Provider {
     if (agentBudget) scopes.push({ scope: `agent:${ctx.agentId}`, label: `agent ${ctx.agentName}`, budget: agentBudget });
     if (ctx.workflowBudget && ctx.workflowId) scopes.push({ scope: `workflow:${ctx.workflowId}`, label: `workflow ${ctx.workflowName ?? ctx.workflowId}`, budget: ctx.workflowBudget });
     if (settings.budget) scopes.push({ scope: `app:${ctx.appId}`, label: 'app', budget: settings.budget });
+    const userBudget = ctx.user ? await this.#deps.userBudgets?.get(ctx.appId, ctx.user) : undefined;
+    if (userBudget && ctx.user) scopes.push({ scope: `user:${ctx.appId}:${ctx.user}`, label: `user ${ctx.user}`, budget: userBudget });
     const configured = typeof ctx.agentConfig.max_tokens === 'number' ? ctx.agentConfig.max_tokens : undefined;
     const maxTokens = options.maxTokens ?? configured ?? (scopes.length > 0 ? DEFAULT_RESERVED_OUTPUT_TOKENS : undefined);
     let reservation: string | undefined;

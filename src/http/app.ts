@@ -5,8 +5,8 @@ import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import type { Logger } from '../config/index.ts';
 import { EnsembleError, VERSION } from '../core/index.ts';
-import type { AppSettingsCache, RateLimits } from '../governance/index.ts';
-import type { ChatService, RunService, WorkflowService } from '../orchestrator/index.ts';
+import type { AppSettingsCache, RateLimits, UserBudgetCache } from '../governance/index.ts';
+import type { ChatService, RunService, TriggerService, WorkflowService } from '../orchestrator/index.ts';
 import type { AgentService, AppService, AuditWriter } from '../registry/index.ts';
 import type { Storage } from '../storage/index.ts';
 import type { AppEnv } from './env.ts';
@@ -19,6 +19,8 @@ import { registerChatRoutes } from './routes/chat.ts';
 import { registerGovernanceRoutes } from './routes/governance.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
 import { registerRunRoutes } from './routes/runs.ts';
+import { registerTriggerRoutes } from './routes/triggers.ts';
+import { registerUserRoutes } from './routes/users.ts';
 import { registerWorkflowRoutes, YAML_TYPES } from './routes/workflows.ts';
 
 export type { AppEnv };
@@ -32,7 +34,8 @@ export interface HttpDeps {
   workflows: WorkflowService;
   runs: RunService;
   chat: ChatService;
-  governance: { storage: Storage; settings: AppSettingsCache; audit: AuditWriter; limits: RateLimits };
+  governance: { storage: Storage; settings: AppSettingsCache; audit: AuditWriter; limits: RateLimits; userBudgets: UserBudgetCache };
+  triggers: TriggerService;
 }
 
 /** Validation failures of any route become the contract's 400 with the failing field paths. */
@@ -119,6 +122,8 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
   registerRunRoutes(app, deps.runs);
   registerChatRoutes(app, deps.chat, deps.runs);
   registerGovernanceRoutes(app, deps.governance);
+  registerUserRoutes(app, deps.governance.storage, (appId, user) => deps.governance.userBudgets.forget(appId, user));
+  registerTriggerRoutes(app, deps.triggers, deps.apps);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.doc31('/api/v1/openapi.json', {

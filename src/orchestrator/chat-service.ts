@@ -5,6 +5,8 @@ import type { RunService, RunView } from './runs.ts';
 
 export interface ChatInput extends ChatRequest {
   context: Record<string, unknown>;
+  /** The end user the run is for. */
+  user?: string | undefined;
 }
 
 /** The contract's `chat/multi` answer. */
@@ -42,7 +44,7 @@ export class ChatService {
     const aggregator = input.aggregator ? found.get(input.aggregator) : undefined;
     const definition = this.#build(input.mode, input, agents, aggregator);
     definition.chat = { agents: input.agents, failFast: input.failFast, ...(input.aggregator ? { aggregator: input.aggregator } : {}) };
-    const { run } = await this.#runs.startAdHocRun(appId, definition, input.mode, { input: input.message, context: input.context }, actor);
+    const { run } = await this.#runs.startAdHocRun(appId, definition, input.mode, { input: input.message, context: input.context, user: input.user }, actor);
     return run.id;
   }
 

@@ -8,3 +8,4 @@ export { ChatService, type ChatInput, type ChatResult } from './chat-service.ts'
 export { validatePlan, PLAN_SCHEMA, MAX_PLAN_SUBTASKS, type ChatMode, type Plan, type Subtask } from './chat.ts';
 export { BullMqRunQueue, DEFAULT_BULLMQ_SETTINGS, type BullMqSettings } from './bullmq-queue.ts';
 export { RedisRelay, type ControlMessage } from './redis-relay.ts';
+export { TriggerService, pullRequestInput, WEBHOOK_TOLERANCE_SECONDS, type TriggerEvent, type TriggeredRun } from './triggers.ts';

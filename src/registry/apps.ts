@@ -1,5 +1,6 @@
 import { EnsembleError, newId } from '../core/index.ts';
-import { constantTimeEqual, generateToken, hashToken } from '../security/index.ts';
+import { randomBytes } from 'node:crypto';
+import { constantTimeEqual, generateToken, hashToken, type Keyring } from '../security/index.ts';
 import type { AppRecord, Storage } from '../storage/index.ts';
 import type { AuditWriter} from './audit.ts';
 import { type Actor } from './audit.ts';
@@ -11,11 +12,34 @@ export class AppService {
   readonly #storage: Storage;
   readonly #audit: AuditWriter;
   readonly #adminToken: string | undefined;
+  readonly #keyring: Keyring | undefined;
 
-  constructor(storage: Storage, audit: AuditWriter, adminToken: string | undefined) {
+  constructor(storage: Storage, audit: AuditWriter, adminToken: string | undefined, keyring?: Keyring) {
     this.#storage = storage;
     this.#audit = audit;
     this.#adminToken = adminToken;
+    this.#keyring = keyring;
+  }
+
+  /** A new webhook signing secret for the app (replacing any old one); shown once, stored sealed. */
+  async rotateWebhookSecret(appId: string, actor: Actor): Promise<string> {
+    if (!this.#keyring) throw new EnsembleError('internal_error', 'No keyring to seal webhook secrets');
+    if (!(await this.#storage.apps.get(appId))) throw new EnsembleError('not_found', 'No such app');
+    const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+    await this.#storage.apps.setWebhookSecret(appId, this.#keyring.seal(secret, `webhook:${appId}`));
+    await this.#audit.record({ actor, app_id: appId, action: 'app.webhook_secret_rotate', target_type: 'app', target_id: appId, outcome: 'success', details: {} });
+    return secret;
+  }
+
+  /** The app's webhook secret in plain text, for signature checks; undefined when none is set. */
+  async webhookSecret(appId: string): Promise<string | undefined> {
+    const sealed = await this.#storage.apps.getWebhookSecret(appId);
+    if (!sealed || !this.#keyring) return undefined;
+    return this.#keyring.open(sealed, `webhook:${appId}`);
+  }
+
+  get(appId: string): Promise<AppRecord | undefined> {
+    return this.#storage.apps.get(appId);
   }
 
   /** Resolves a bearer token to who holds it; undefined for unknown or revoked tokens. */

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.ts';
-import type { BudgetClaim, BudgetStore, UsageGroup, UsageQuery, UsageRecord, UsageRow, UsageStore } from './types.ts';
+import { isUniqueViolation } from './rows.ts';
+import type { BudgetClaim, BudgetStore, UsageGroup, UsageQuery, UsageRecord, UsageRow, UsageStore, UserBudget, UserStore } from './types.ts';
 
 const GROUP_COLUMNS: Readonly<Record<UsageGroup, 'agent_name' | 'provider' | 'model' | 'workflow_name' | 'day' | 'user_id'>> = {
   agent: 'agent_name',
@@ -148,4 +149,49 @@ export class KyselyBudgetStore implements BudgetStore {
     const row = await this.#db.selectFrom('budget_ledgers').select(['spent_nano', 'reserved_nano']).where('scope', '=', scope).where('period_start', '=', periodStart).executeTakeFirst();
     return { spentNano: Number(row?.spent_nano ?? 0), reservedNano: Number(row?.reserved_nano ?? 0) };
   }
+}
+
+export class KyselyUserStore implements UserStore {
+  readonly #db: Kysely<Database>;
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async setBudget(appId: string, budget: UserBudget): Promise<void> {
+    const row = { app_id: appId, user_id: budget.user, limit_usd: budget.limit_usd, period: budget.period, updated_at: budget.updated_at };
+    await this.#db
+      .insertInto('user_budgets')
+      .values(row)
+      .onConflict((oc) => oc.columns(['app_id', 'user_id']).doUpdateSet({ limit_usd: row.limit_usd, period: row.period, updated_at: row.updated_at }))
+      .execute();
+  }
+
+  async getBudget(appId: string, user: string): Promise<UserBudget | undefined> {
+    const row = await this.#db.selectFrom('user_budgets').selectAll().where('app_id', '=', appId).where('user_id', '=', user).executeTakeFirst();
+    return row && toUserBudget(row);
+  }
+
+  async deleteBudget(appId: string, user: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('user_budgets').where('app_id', '=', appId).where('user_id', '=', user).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async listBudgets(appId: string): Promise<UserBudget[]> {
+    const rows = await this.#db.selectFrom('user_budgets').selectAll().where('app_id', '=', appId).orderBy('user_id').execute();
+    return rows.map(toUserBudget);
+  }
+
+  async recordDelivery(appId: string, deliveryId: string, at: string): Promise<boolean> {
+    try {
+      await this.#db.insertInto('webhook_deliveries').values({ app_id: appId, delivery_id: deliveryId, received_at: at }).execute();
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      throw error;
+    }
+  }
+}
+
+function toUserBudget(row: { user_id: string; limit_usd: number; period: string; updated_at: string }): UserBudget {
+  return { user: row.user_id, limit_usd: Number(row.limit_usd), period: row.period as UserBudget['period'], updated_at: row.updated_at };
 }

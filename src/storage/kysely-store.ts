@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { migrationProvider, type Engine } from './migrations.ts';
-import { KyselyBudgetStore, KyselyUsageStore } from './governance-store.ts';
+import { KyselyBudgetStore, KyselyUsageStore, KyselyUserStore } from './governance-store.ts';
 import { KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
 import { parseJson, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { AgentsTable, AuditLogTable, Database } from './schema.ts';
@@ -22,6 +22,7 @@ import type {
   RunStore,
   TokenStore,
   UsageStore,
+  UserStore,
   WorkflowStore,
 } from './types.ts';
 
@@ -38,6 +39,7 @@ export class KyselyStorage implements Storage {
   readonly runs: RunStore;
   readonly usage: UsageStore;
   readonly budgets: BudgetStore;
+  readonly users: UserStore;
   readonly db: Kysely<Database>;
 
   constructor(db: Kysely<Database>, engine: Engine) {
@@ -51,6 +53,7 @@ export class KyselyStorage implements Storage {
     this.runs = new KyselyRunStore(db);
     this.usage = new KyselyUsageStore(db);
     this.budgets = new KyselyBudgetStore(db);
+    this.users = new KyselyUserStore(db);
   }
 
   async migrate(): Promise<void> {
@@ -92,7 +95,7 @@ class KyselyAppStore implements AppStore {
   }
 
   async create(app: AppRecord): Promise<void> {
-    await unlessDuplicate(() => this.#db.insertInto('apps').values({ ...app, settings: JSON.stringify(app.settings) }).execute(), `An app named "${app.name}"`);
+    await unlessDuplicate(() => this.#db.insertInto('apps').values({ id: app.id, name: app.name, created_at: app.created_at, settings: JSON.stringify(app.settings) }).execute(), `An app named "${app.name}"`);
   }
 
   async list(): Promise<AppRecord[]> {
@@ -108,6 +111,15 @@ class KyselyAppStore implements AppStore {
   async getByName(name: string): Promise<AppRecord | undefined> {
     const row = await this.#db.selectFrom('apps').selectAll().where('name', '=', name).executeTakeFirst();
     return row && toApp(row);
+  }
+
+  async getWebhookSecret(id: string): Promise<string | null> {
+    const row = await this.#db.selectFrom('apps').select('webhook_secret').where('id', '=', id).executeTakeFirst();
+    return row?.webhook_secret ?? null;
+  }
+
+  async setWebhookSecret(id: string, sealed: string): Promise<void> {
+    await this.#db.updateTable('apps').set({ webhook_secret: sealed }).where('id', '=', id).execute();
   }
 
   async updateSettings(id: string, settings: Record<string, unknown>): Promise<void> {

@@ -203,6 +203,28 @@ function migrations(engine: Engine): Record<string, Migration> {
         await db.schema.alterTable('runs').addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0005_users_triggers': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('user_budgets')
+          .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('limit_usd', 'double precision', (c) => c.notNull())
+          .addColumn('period', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_budgets_pk', ['app_id', 'user_id'])
+          .execute();
+        await db.schema.alterTable('apps').addColumn('webhook_secret', 'text').execute();
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('app_id', 'text', (c) => c.notNull())
+          .addColumn('delivery_id', 'text', (c) => c.notNull())
+          .addColumn('received_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('webhook_deliveries_pk', ['app_id', 'delivery_id'])
+          .execute();
+        await db.schema.createIndex('usage_app_user').on('usage_records').columns(['app_id', 'user_id']).execute();
+      },
+    },
   };
 }
 

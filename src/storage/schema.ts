@@ -9,6 +9,21 @@ export interface AppsTable {
   name: string;
   settings: string;
   created_at: string;
+  webhook_secret: Generated<string | null>;
+}
+
+export interface UserBudgetsTable {
+  app_id: string;
+  user_id: string;
+  limit_usd: number;
+  period: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  app_id: string;
+  delivery_id: string;
+  received_at: string;
 }
 
 export interface AppTokensTable {
@@ -175,4 +190,6 @@ export interface Database {
   usage_records: UsageRecordsTable;
   budget_ledgers: BudgetLedgersTable;
   budget_reservations: BudgetReservationsTable;
+  user_budgets: UserBudgetsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

@@ -295,6 +295,25 @@ export interface AppStore {
   get(id: string): Promise<AppRecord | undefined>;
   getByName(name: string): Promise<AppRecord | undefined>;
   updateSettings(id: string, settings: Record<string, unknown>): Promise<void>;
+  /** The app's sealed webhook secret (an envelope of the keyring), or null. */
+  getWebhookSecret(id: string): Promise<string | null>;
+  setWebhookSecret(id: string, sealed: string): Promise<void>;
+}
+
+export interface UserBudget {
+  user: string;
+  limit_usd: number;
+  period: 'day' | 'month' | 'total';
+  updated_at: string;
+}
+
+export interface UserStore {
+  setBudget(appId: string, budget: UserBudget): Promise<void>;
+  getBudget(appId: string, user: string): Promise<UserBudget | undefined>;
+  deleteBudget(appId: string, user: string): Promise<boolean>;
+  listBudgets(appId: string): Promise<UserBudget[]>;
+  /** Records a webhook delivery id; false when it was seen before (a replay). */
+  recordDelivery(appId: string, deliveryId: string, at: string): Promise<boolean>;
 }
 
 export interface TokenStore {
@@ -340,6 +359,7 @@ export interface Storage {
   readonly runs: RunStore;
   readonly usage: UsageStore;
   readonly budgets: BudgetStore;
+  readonly users: UserStore;
   /** Brings the schema up to date; safe to run twice and from several processes at once. */
   migrate(): Promise<void>;
   /** Cheap round trip, for health reporting. */

@@ -14,6 +14,7 @@ const app = createHttpApp({
   runs: {} as never,
   chat: {} as never,
   governance: {} as never,
+  triggers: {} as never,
   logger: silentLogger(),
   bodyLimitBytes: 1024 * 1024,
   health: { storage: () => 'sqlite', queue: () => 'local' },

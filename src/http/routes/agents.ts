@@ -77,7 +77,7 @@ const test = createRoute({
   tags: ['agents'],
   summary: 'Call the agent once; a provider failure answers 200 with ok=false',
   security,
-  request: { params: IdParam, body: { required: false, ...json(z.object({ prompt: z.string().min(1).max(100_000).default('Hello, are you working?') }).strict()) } },
+  request: { params: IdParam, body: { required: false, ...json(z.object({ prompt: z.string().min(1).max(100_000).default('Hello, are you working?'), user: z.string().min(1).max(256).optional() }).strict()) } },
   responses: { 200: { description: 'The result', ...json(TestResultSchema) }, ...errorResponses(400, 401, 402, 403, 404, 415, 429) },
 });
 
@@ -127,9 +127,10 @@ export function registerAgentRoutes(app: OpenAPIHono<AppEnv>, agents: AgentServi
   app.openapi(test, async (c) => {
     const { appId, actor } = requireApp(c.get('principal'));
     const hasBody = (c.req.header('content-length') ?? '0') !== '0';
-    const prompt = hasBody ? c.req.valid('json').prompt : 'Hello, are you working?';
+    const body = hasBody ? c.req.valid('json') : { prompt: 'Hello, are you working?', user: undefined };
     const tokenId = actor.kind === 'app' ? actor.tokenId : undefined;
-    return c.json(await agents.test(appId, c.req.valid('param').id_or_name, prompt, { kind: 'direct', ...(tokenId ? { tokenId } : {}) }, c.req.raw.signal), 200);
+    const call = { kind: 'direct' as const, ...(tokenId ? { tokenId } : {}), ...(body.user ? { user: body.user } : {}) };
+    return c.json(await agents.test(appId, c.req.valid('param').id_or_name, body.prompt, call, c.req.raw.signal), 200);
   });
 
   app.openapi(health, async (c) => {

@@ -14,6 +14,7 @@ const ChatRequestSchema = z
     stream: z.boolean().default(false),
     context: z.record(z.string(), z.unknown()).default({}),
     fail_fast: z.boolean().default(false),
+    user: z.string().min(1).max(256).optional(),
   })
   .strict()
   .openapi('ChatMultiRequest');
@@ -61,7 +62,7 @@ export function registerChatRoutes(app: OpenAPIHono<AppEnv>, chat: ChatService, 
   app.openapi(chatMulti, async (c) => {
     const { appId, actor } = requireApp(c.get('principal'));
     const body = c.req.valid('json');
-    const runId = await chat.start(appId, { message: body.message, agents: body.agents, mode: body.mode, aggregator: body.aggregator, failFast: body.fail_fast, context: body.context }, actor);
+    const runId = await chat.start(appId, { message: body.message, agents: body.agents, mode: body.mode, aggregator: body.aggregator, failFast: body.fail_fast, context: body.context, user: body.user }, actor);
     if (body.stream || (c.req.header('accept') ?? '').includes('text/event-stream')) {
       return sendRunEvents(c, (signal) => runs.events(appId, runId, 0, signal)) as never;
     }

@@ -93,6 +93,7 @@ const ExecuteSchema = z
     context: z.record(z.string(), z.unknown()).default({}),
     stream: z.boolean().default(false),
     async: z.boolean().default(false),
+    user: z.string().min(1).max(256).optional().openapi({ description: 'The end user the run is for (opaque id): stored on the run and its usage, checked against the user\'s budget' }),
   })
   .strict();
 
@@ -156,7 +157,7 @@ export function registerWorkflowRoutes(app: OpenAPIHono<AppEnv>, workflows: Work
     const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
     const body = hasBody ? c.req.valid('json') : ExecuteSchema.parse({});
     const input = typeof body.input === 'string' ? body.input : JSON.stringify(body.input);
-    const { run } = await runs.startWorkflowRun(appId, workflow, { input, context: body.context, idempotencyKey: c.req.valid('header')['idempotency-key'] }, actor);
+    const { run } = await runs.startWorkflowRun(appId, workflow, { input, context: body.context, idempotencyKey: c.req.valid('header')['idempotency-key'], user: body.user }, actor);
     const wantsStream = body.stream || (c.req.header('accept') ?? '').includes('text/event-stream');
     if (wantsStream) return sendRunEvents(c, (signal) => runs.events(appId, run.id, 0, signal)) as never;
     if (body.async) return c.json({ run_id: run.id, status: run.status }, 202);
