@@ -11,6 +11,8 @@ export interface BudgetScope {
   scope: string;
   label: string;
   budget: Budget;
+  /** Which usage records count against it (to start a new period's ledger from them). */
+  usage: { appId: string; agentId?: string; workflowId?: string; userId?: string };
 }
 
 const NANO_PER_USD = 1_000_000_000;
@@ -43,7 +45,16 @@ export class BudgetGuard {
   async reserve(scopes: BudgetScope[], worstCaseUsd: number, now = new Date()): Promise<string | undefined> {
     if (scopes.length === 0) return undefined;
     const amountNano = toNano(worstCaseUsd);
-    const claims: BudgetClaim[] = scopes.map((s) => ({ scope: s.scope, periodStart: periodStart(s.budget.period, now), limitNano: toNano(s.budget.limit_usd), amountNano }));
+    const claims: BudgetClaim[] = scopes.map((s) => {
+      const start = periodStart(s.budget.period, now);
+      return {
+        scope: s.scope,
+        periodStart: start,
+        limitNano: toNano(s.budget.limit_usd),
+        amountNano,
+        seed: { ...s.usage, ...(start === 'total' ? {} : { since: `${start}T00:00:00.000Z` }) },
+      };
+    });
     const id = newId();
     const result = await this.#store.reserve(id, claims, new Date(now.getTime() + RESERVATION_TTL_MS).toISOString());
     if (!result.ok) {

@@ -71,7 +71,7 @@ export class AgentStepRunner implements StepRunner {
 async function streamCall(provider: Provider, call: StepCall, systemPrompt: string | undefined): Promise<StepCallResult> {
   for await (const part of provider.stream(call.message, { systemPrompt, signal: call.signal })) {
     if (part.type === 'text-delta') call.onDelta(part.text);
-    else return { output: part.text, usage: usageRecord(part.usage), costUsd: part.costUsd ?? part.providerCostUsd ?? 0, latencyMs: part.latencyMs };
+    else if (part.type === 'finish') return { output: part.text, usage: usageRecord(part.usage), costUsd: part.costUsd ?? part.providerCostUsd ?? 0, latencyMs: part.latencyMs };
   }
   throw new Error('the stream ended without a finish part');
 }

@@ -63,6 +63,36 @@ export class KyselyUsageStore implements UsageStore {
   }
 }
 
+/** Creates the scope's ledger for the period if missing, starting from the spend already recorded. */
+async function seedLedger(trx: Kysely<Database>, claim: BudgetClaim): Promise<void> {
+  const seed = claim.seed;
+  if (!seed) {
+    await trx.insertInto('budget_ledgers').values({ scope: claim.scope, period_start: claim.periodStart, spent_nano: 0, reserved_nano: 0 }).onConflict((oc) => oc.columns(['scope', 'period_start']).doNothing()).execute();
+    return;
+  }
+  await trx
+    .insertInto('budget_ledgers')
+    .columns(['scope', 'period_start', 'spent_nano', 'reserved_nano'])
+    .expression((eb) => {
+      let q = eb
+        .selectFrom('usage_records')
+        .select([
+          sql<string>`${claim.scope}`.as('scope'),
+          sql<string>`${claim.periodStart}`.as('period_start'),
+          sql<number>`cast(coalesce(sum(cost_usd), 0) * 1000000000 as bigint)`.as('spent_nano'),
+          sql<number>`0`.as('reserved_nano'),
+        ])
+        .where('app_id', '=', seed.appId);
+      if (seed.agentId) q = q.where('agent_id', '=', seed.agentId);
+      if (seed.workflowId) q = q.where('workflow_id', '=', seed.workflowId);
+      if (seed.userId) q = q.where('user_id', '=', seed.userId);
+      if (seed.since) q = q.where('at', '>=', seed.since);
+      return q;
+    })
+    .onConflict((oc) => oc.columns(['scope', 'period_start']).doNothing())
+    .execute();
+}
+
 class ReservationRefused extends Error {
   readonly claim: BudgetClaim;
   readonly spentNano: number;
@@ -99,7 +129,7 @@ export class KyselyBudgetStore implements BudgetStore {
     try {
       await this.#db.transaction().execute(async (trx) => {
         for (const claim of ordered) {
-          await trx.insertInto('budget_ledgers').values({ scope: claim.scope, period_start: claim.periodStart, spent_nano: 0, reserved_nano: 0 }).onConflict((oc) => oc.columns(['scope', 'period_start']).doNothing()).execute();
+          await seedLedger(trx, claim);
           const result = await trx
             .updateTable('budget_ledgers')
             .set((eb) => ({ reserved_nano: eb('reserved_nano', '+', claim.amountNano) }))

@@ -273,6 +273,11 @@ export interface BudgetClaim {
   periodStart: string;
   limitNano: number;
   amountNano: number;
+  /**
+   * The usage records that count against this scope: when its ledger for the period is first
+   * created, it starts from their cost, so a budget set mid-period knows what was already spent.
+   */
+  seed?: { appId: string; agentId?: string; workflowId?: string; userId?: string; since?: string };
 }
 
 export interface BudgetStore {
