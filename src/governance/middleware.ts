@@ -145,11 +145,14 @@ class GovernedProvider implements Provider {
 
     const scopes: BudgetScope[] = [];
     const agentBudget = ctx.agentConfig.budget as Budget | undefined;
-    if (agentBudget) scopes.push({ scope: `agent:${ctx.agentId}`, label: `agent ${ctx.agentName}`, budget: agentBudget });
-    if (ctx.workflowBudget && ctx.workflowId) scopes.push({ scope: `workflow:${ctx.workflowId}`, label: `workflow ${ctx.workflowName ?? ctx.workflowId}`, budget: ctx.workflowBudget });
-    if (settings.budget) scopes.push({ scope: `app:${ctx.appId}`, label: 'app', budget: settings.budget });
+    const app = { appId: ctx.appId };
+    if (agentBudget) scopes.push({ scope: `agent:${ctx.agentId}`, label: `agent ${ctx.agentName}`, budget: agentBudget, usage: { ...app, agentId: ctx.agentId } });
+    if (ctx.workflowBudget && ctx.workflowId) {
+      scopes.push({ scope: `workflow:${ctx.workflowId}`, label: `workflow ${ctx.workflowName ?? ctx.workflowId}`, budget: ctx.workflowBudget, usage: { ...app, workflowId: ctx.workflowId } });
+    }
+    if (settings.budget) scopes.push({ scope: `app:${ctx.appId}`, label: 'app', budget: settings.budget, usage: app });
     const userBudget = ctx.user ? await this.#deps.userBudgets?.get(ctx.appId, ctx.user) : undefined;
-    if (userBudget && ctx.user) scopes.push({ scope: `user:${ctx.appId}:${ctx.user}`, label: `user ${ctx.user}`, budget: userBudget });
+    if (userBudget && ctx.user) scopes.push({ scope: `user:${ctx.appId}:${ctx.user}`, label: `user ${ctx.user}`, budget: userBudget, usage: { ...app, userId: ctx.user } });
     const configured = typeof ctx.agentConfig.max_tokens === 'number' ? ctx.agentConfig.max_tokens : undefined;
     const maxTokens = options.maxTokens ?? configured ?? (scopes.length > 0 ? DEFAULT_RESERVED_OUTPUT_TOKENS : undefined);
     let reservation: string | undefined;
