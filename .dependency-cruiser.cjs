@@ -17,7 +17,7 @@ const LAYERS = {
   orchestrator: ['core', 'config', 'security', 'providers', 'storage', 'registry', 'governance', 'workflow'],
   http: ['core', 'config', 'security', 'providers', 'storage', 'registry', 'governance', 'workflow', 'orchestrator'],
   app: ['core', 'config', 'security', 'providers', 'storage', 'registry', 'governance', 'workflow', 'orchestrator', 'http'],
-  cli: ['core', 'config', 'security', 'providers', 'storage', 'registry', 'governance', 'workflow', 'orchestrator', 'http', 'app'],
+  cli: ['core', 'config', 'security', 'providers', 'storage', 'registry', 'governance', 'workflow', 'orchestrator', 'http', 'app', 'client'],
 };
 const FOLDERS = Object.keys(LAYERS);
 
@@ -48,6 +48,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/providers/' },
       to: { path: 'node_modules/(ai|@ai-sdk/[^/]+|@openrouter/ai-sdk-provider|ollama-ai-provider-v2)/' },
+    },
+    {
+      name: 'client-stands-alone',
+      comment: 'ensemble/client is published on its own: it imports nothing of the server',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { path: '^src/', pathNot: '^src/client/' },
     },
     {
       name: 'src-not-from-tests',

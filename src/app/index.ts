@@ -1,1 +1,2 @@
-export { startService, type Service } from './service.ts';
+export { startService, buildCore, type Service, type ServiceOptions, type Core } from './service.ts';
+export { createEnsemble, type Ensemble, type EnsembleOptions, type RunEvent, type RunHandle } from './library.ts';

@@ -42,12 +42,34 @@ export interface ServiceOptions {
   healthMonitor?: Partial<HealthMonitorOptions> & { enabled?: boolean };
 }
 
+/** Every service of one process, wired; what the server and the library share. */
+export interface Core {
+  storage: Storage;
+  apps: AppService;
+  agents: AgentService;
+  workflows: WorkflowService;
+  runs: RunService;
+  chat: ChatService;
+  triggers: TriggerService;
+  audit: AuditWriter;
+  settings: AppSettingsCache;
+  userBudgets: UserBudgetCache;
+  limits: RateLimits;
+  queue: RunQueue;
+  relay: RedisRelay | undefined;
+  monitor: HealthMonitor;
+  /** Releases everything but storage (closed last by the caller). */
+  closers: Array<() => Promise<void> | void>;
+  /** Starts the executor (queue consumer), resumes unfinished runs and, in cluster mode, the reconciler. */
+  startExecuting(runsHere: boolean): Promise<void>;
+}
+
 /**
- * The composition root: picks the concrete adapters for a configuration and starts the parts
- * of the role. Embedded: SQLite, in-process queue and limits. Cluster (DATABASE_URL + REDIS_URL):
- * PostgreSQL, BullMQ dispatch, Redis pub/sub for live events, rate limits in Redis.
+ * The composition root: picks the concrete adapters for a configuration. Embedded: SQLite,
+ * in-process queue and limits. Cluster (DATABASE_URL + REDIS_URL): PostgreSQL, BullMQ dispatch,
+ * Redis pub/sub for live events, rate limits in Redis.
  */
-export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+export async function buildCore(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Core> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const embedded = !config.databaseUrl;
   const cluster = config.redisUrl !== undefined;
@@ -123,31 +145,47 @@ export async function startService(config: Config, logger: Logger, options: Serv
       closers.push(() => r.close());
     }
     const workflows = new WorkflowService(storage, agents, audit);
-    const runsHere = config.role !== 'api';
-    const servesHttp = config.role !== 'worker';
-
-    const defaultTokenFile = servesHttp && config.adminToken === undefined ? await ensureDefaultApp(apps, config.dataDir, logger) : undefined;
-
     const monitor = new HealthMonitor(storage, agents, {
       intervalMs: config.healthIntervalMs,
       ...options.healthMonitor,
       onError: (error) => logger.warn({ err: { message: (error as Error).message } }, 'health check failed'),
     });
-    if (servesHttp && options.healthMonitor?.enabled !== false) monitor.start();
+    const chat = new ChatService(agents, runs);
+    const triggers = new TriggerService(storage, runs, apps);
+    const startExecuting = async (runsHere: boolean) => {
+      if (runsHere) queue.start((runId) => runs.execute(runId));
+      try {
+        const resumed = await runs.resumeUnfinished();
+        if (resumed > 0) logger.info({ runs: resumed }, 'resuming unfinished runs');
+      } catch (error) {
+        logger.warn({ err: { message: (error as Error).message } }, 'could not queue unfinished runs now; the reconciler will');
+      }
+      if (cluster) {
+        // PostgreSQL is the truth: runs that nobody holds (their worker died, Redis lost the job) are queued again.
+        const reconciler = setInterval(() => void runs.requeueOrphans().catch(() => {}), config.reconcileIntervalMs);
+        reconciler.unref();
+        closers.unshift(() => clearInterval(reconciler));
+      }
+    };
+    return { storage, apps, agents, workflows, runs, chat, triggers, audit, settings, userBudgets, limits, queue, relay, monitor, closers, startExecuting };
+  } catch (error) {
+    for (const close of closers.reverse()) await close();
+    await storage.close();
+    throw error;
+  }
+}
 
-    if (runsHere) queue.start((runId) => runs.execute(runId));
-    try {
-      const resumed = await runs.resumeUnfinished();
-      if (resumed > 0) logger.info({ runs: resumed }, 'resuming unfinished runs');
-    } catch (error) {
-      logger.warn({ err: { message: (error as Error).message } }, 'could not queue unfinished runs now; the reconciler will');
-    }
-    let reconciler: NodeJS.Timeout | undefined;
-    if (cluster) {
-      // PostgreSQL is the truth: runs that nobody holds (their worker died, Redis lost the job) are queued again.
-      reconciler = setInterval(() => void runs.requeueOrphans().catch(() => {}), config.reconcileIntervalMs);
-      reconciler.unref();
-    }
+/** Starts the parts of the configured role: the HTTP API, the run executor, or both. */
+export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  const core = await buildCore(config, logger, options);
+  const { storage, apps, agents, workflows, runs, chat, triggers, settings, userBudgets, limits, queue, relay, monitor, closers } = core;
+  const audit = core.audit;
+  try {
+    const runsHere = config.role !== 'api';
+    const servesHttp = config.role !== 'worker';
+    const defaultTokenFile = servesHttp && config.adminToken === undefined ? await ensureDefaultApp(apps, config.dataDir, logger) : undefined;
+    if (servesHttp && options.healthMonitor?.enabled !== false) monitor.start();
+    await core.startExecuting(runsHere);
 
     let server: RunningServer | undefined;
     let url: string | undefined;
@@ -173,9 +211,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
         agents,
         workflows,
         runs,
-        chat: new ChatService(agents, runs),
+        chat,
         governance: { storage, settings, audit, limits, userBudgets },
-        triggers: new TriggerService(storage, runs, apps),
+        triggers,
       });
       server = await startHttpServer(app.fetch, { port: config.port, host: config.host });
       url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
@@ -194,7 +232,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
       stop: () => {
         stopping ??= (async () => {
           await monitor.stop();
-          if (reconciler) clearInterval(reconciler);
           // New runs stop at once; running steps get the grace period, then are interrupted
           // (not cancelled): they resume on the next start, or on another worker.
           const closing = server?.close();

@@ -237,3 +237,57 @@ export function checkChatAgents(request: ChatRequest, found: Map<string, AgentRe
     throw new EnsembleError('invalid_request', 'orchestrated mode needs a leader and at least one other agent', [{ path: 'agents', message: 'at least 2 agents' }]);
   }
 }
+
+/** One earlier turn of a conversation, as text. */
+export interface ConversationTurn {
+  role: string;
+  content: string;
+}
+
+/**
+ * One agent answers one message (the OpenAI-compatible endpoint's `agent/<name>` models). The
+ * step receives the run's input; earlier turns of the conversation, when there are any, come
+ * first as a labelled transcript (literal text, never a template).
+ */
+export function buildSingleAgent(agent: AgentRecord, history: ConversationTurn[] = []): CompiledWorkflow {
+  const transcript = history.map((turn) => `[${turn.role}]\n${turn.content}`).join('\n\n');
+  const instructions = history.length > 0 ? `The conversation so far:\n\n${transcript}\n\nThe user's new message, which you answer now:` : undefined;
+  return {
+    name: 'chat-agent',
+    steps: [step({ id: stepIdFor(agent.name), agent: agent.name, index: 0, label: label(agent), ...(instructions ? { instructions } : {}) })],
+  };
+}
+
+/**
+ * The step whose output becomes a chat run's output when it completes (what a stream can pass on
+ * as it is written): the synthesis, the aggregator, or the last agent of the list.
+ */
+export function answerStepOf(mode: ChatMode, agents: string[], aggregator: string | undefined): string | undefined {
+  if (mode === 'orchestrated') return 'synthesis';
+  if (mode === 'parallel' && aggregator) return 'aggregate';
+  const last = agents.length - 1;
+  if (last < 0) return undefined;
+  const id = stepIdFor(agents[last]!);
+  if (mode === 'sequential' && last > 0 && stepIdFor(agents[last - 1]!) === id) return `${id}_${last}`;
+  return id;
+}
+
+/** The library's `executeParallel`: agent i answers prompt i, all at once. */
+export function buildFanOutWorkflow(agents: string[], prompts: string[]): CompiledWorkflow {
+  const ids = new Map<string, number>();
+  const steps = agents.map((agent, index) => {
+    const base = stepIdFor(agent);
+    const seen = ids.get(base) ?? 0;
+    ids.set(base, seen + 1);
+    return step({ id: seen === 0 ? base : `${base}_${seen}`, agent, index, instructions: prompts[index] ?? '', input: '', onError: 'continue' });
+  });
+  return { name: 'parallel', steps };
+}
+
+/** The library's `chain`: each agent gets its prompt, then the previous agent's output. */
+export function buildChainWorkflow(links: Array<[agent: string, prompt: string]>): CompiledWorkflow {
+  const steps = links.map(([agent, prompt], index) =>
+    step({ id: `step_${index + 1}`, agent, index, instructions: prompt, ...(index === 0 ? { input: '' } : { dependsOn: [`step_${index}`] }) }),
+  );
+  return { name: 'chain', steps };
+}

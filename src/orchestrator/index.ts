@@ -5,7 +5,7 @@ export { AgentStepRunner } from './step-runner.ts';
 export { RunNotReadyError, RunService, TERMINAL_RUN_STATUSES, IDEMPOTENCY_WINDOW_MS, type RunView, type StepResultView, type RunServiceDeps, type StartRunInput } from './runs.ts';
 export { WorkflowService, toWorkflowView, type WorkflowView, type WorkflowFormat } from './workflows.ts';
 export { ChatService, type ChatInput, type ChatResult } from './chat-service.ts';
-export { validatePlan, PLAN_SCHEMA, MAX_PLAN_SUBTASKS, type ChatMode, type Plan, type Subtask } from './chat.ts';
+export { validatePlan, PLAN_SCHEMA, MAX_PLAN_SUBTASKS, buildChainWorkflow, buildFanOutWorkflow, type ChatMode, type Plan, type Subtask } from './chat.ts';
 export { BullMqRunQueue, DEFAULT_BULLMQ_SETTINGS, type BullMqSettings } from './bullmq-queue.ts';
 export { RedisRelay, type ControlMessage } from './redis-relay.ts';
 export { TriggerService, pullRequestInput, WEBHOOK_TOLERANCE_SECONDS, type TriggerEvent, type TriggeredRun } from './triggers.ts';
