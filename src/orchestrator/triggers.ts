@@ -95,17 +95,25 @@ function safeEqualHex(expected: string, given: string): boolean {
 }
 
 /** The input a `pr_review` workflow gets from a GitHub `pull_request` event. */
-export function pullRequestInput(payload: any): TriggerEvent | undefined {
+interface PullRequestEvent {
+  action?: string;
+  diff?: unknown;
+  repository?: { full_name?: string };
+  pull_request?: { number?: number; title?: string; body?: string | null; diff_url?: string; html_url?: string; user?: { login?: string } };
+}
+
+export function pullRequestInput(value: unknown): TriggerEvent | undefined {
+  const payload = value as PullRequestEvent | undefined;
   const pr = payload?.pull_request;
-  if (!pr || !['opened', 'reopened', 'synchronize', 'ready_for_review', 'edited'].includes(payload.action)) return undefined;
+  if (!pr || !['opened', 'reopened', 'synchronize', 'ready_for_review', 'edited'].includes(payload?.action ?? '')) return undefined;
   const lines = [`Pull request #${pr.number}: ${pr.title ?? ''}`, '', pr.body ?? '(no description)', '', `Diff: ${pr.diff_url ?? pr.html_url ?? ''}`];
-  if (typeof payload.diff === 'string') lines.push('', payload.diff);
+  if (typeof payload?.diff === 'string') lines.push('', payload.diff);
   return {
     input: lines.join('\n'),
     context: {
       source: 'github',
-      action: payload.action,
-      repository: payload.repository?.full_name ?? null,
+      action: payload?.action,
+      repository: payload?.repository?.full_name ?? null,
       number: pr.number,
       title: pr.title ?? null,
       author: pr.user?.login ?? null,
