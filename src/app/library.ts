@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { createLogger, loadConfig, type Logger } from '../config/index.ts';
 import { EnsembleError } from '../core/index.ts';
 import { usageReport, type UsageReport } from '../governance/index.ts';
-import { FINAL_EVENTS, buildChainWorkflow, buildFanOutWorkflow, type ChatInput, type ChatResult, type RunView, type WorkflowView } from '../orchestrator/index.ts';
+import { buildChainWorkflow, buildFanOutWorkflow, type ChatInput, type ChatResult, type RunView, type WorkflowView } from '../orchestrator/index.ts';
 import { AgentCreateSchema, AgentPatchSchema, type Actor, type AgentCreateInput, type AgentPatchInput, type AgentTestResult, type AgentView } from '../registry/index.ts';
 import type { AgentFilter, AuditEntry, AuditQuery, RunEventRecord, RunQuery, UsageGroup } from '../storage/index.ts';
 import { BullMqRunQueue } from '../orchestrator/index.ts';
@@ -238,10 +238,7 @@ class LibraryEnsemble implements Ensemble {
   async *#events(runId: string, afterSeq: number): AsyncGenerator<RunEvent> {
     const controller = new AbortController();
     try {
-      for await (const event of this.#core.runs.events(this.appId, runId, afterSeq, controller.signal)) {
-        yield event;
-        if (FINAL_EVENTS.has(event.type)) return;
-      }
+      for await (const event of this.#core.runs.events(this.appId, runId, afterSeq, controller.signal)) yield event;
     } finally {
       controller.abort();
     }

@@ -153,7 +153,13 @@ export async function buildCore(config: Config, logger: Logger, options: Service
     const chat = new ChatService(agents, runs);
     const triggers = new TriggerService(storage, runs, apps);
     const startExecuting = async (runsHere: boolean) => {
-      if (runsHere) queue.start((runId) => runs.execute(runId));
+      if (runsHere) {
+        queue.start((runId) => runs.execute(runId));
+        // Approvals past their timeout decide themselves (a waiting run holds no worker to notice).
+        const approvals = setInterval(() => void runs.decideExpiredApprovals().catch(() => {}), config.approvalSweepMs);
+        approvals.unref();
+        closers.unshift(() => clearInterval(approvals));
+      }
       try {
         const resumed = await runs.resumeUnfinished();
         if (resumed > 0) logger.info({ runs: resumed }, 'resuming unfinished runs');

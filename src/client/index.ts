@@ -101,6 +101,10 @@ export class EnsembleClient {
     list: async (query: { workflow?: string; status?: T.RunStatus; limit?: number; before?: string } = {}) => (await this.#json<{ data: T.Run[] }>('GET', '/api/v1/runs', { query })).data,
     get: (runId: string) => this.#json<T.Run>('GET', `/api/v1/runs/${enc(runId)}`),
     cancel: (runId: string) => this.#json<T.Run>('POST', `/api/v1/runs/${enc(runId)}/cancel`),
+    /** A new attempt: failed and cancelled steps (or `steps`) and their dependents run again. */
+    retry: (runId: string, request: { steps?: string[]; input_overrides?: { input?: string; context?: Record<string, unknown> } } = {}) => this.#json<T.Run>('POST', `/api/v1/runs/${enc(runId)}/retry`, { body: request }),
+    approve: (runId: string, stepId: string, comment?: string) => this.#json<T.Run>('POST', `/api/v1/runs/${enc(runId)}/steps/${enc(stepId)}/approve`, { body: comment ? { comment } : {} }),
+    reject: (runId: string, stepId: string, comment?: string) => this.#json<T.Run>('POST', `/api/v1/runs/${enc(runId)}/steps/${enc(stepId)}/reject`, { body: comment ? { comment } : {} }),
     /** The run's events from the start (or after `lastEventId`) until it ends. */
     events: (runId: string, options: { lastEventId?: number; signal?: AbortSignal } = {}) =>
       this.#events('GET', `/api/v1/runs/${enc(runId)}/events`, { headers: options.lastEventId ? { 'Last-Event-ID': String(options.lastEventId) } : {}, signal: options.signal }),
@@ -249,6 +253,9 @@ export const CLIENT_OPERATIONS: Readonly<Record<string, string>> = {
   'GET /api/v1/runs/{run_id}': 'runs.get',
   'POST /api/v1/runs/{run_id}/cancel': 'runs.cancel',
   'GET /api/v1/runs/{run_id}/events': 'runs.events',
+  'POST /api/v1/runs/{run_id}/retry': 'runs.retry',
+  'POST /api/v1/runs/{run_id}/steps/{step_id}/approve': 'runs.approve',
+  'POST /api/v1/runs/{run_id}/steps/{step_id}/reject': 'runs.reject',
   'POST /api/v1/chat/multi': 'chat.multi',
   'GET /api/v1/usage': 'usage',
   'GET /api/v1/audit': 'audit',

@@ -107,13 +107,13 @@ export interface Workflow {
   updated_at: string;
 }
 
-export type RunStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
+export type RunStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'partial' | 'failed' | 'cancelled';
 
 export interface StepResult {
   step_id: string;
   agent: string;
   output_name: string;
-  status: 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+  status: 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'skipped' | 'cancelled';
   attempts: number;
   output: unknown;
   error: unknown;
@@ -143,6 +143,9 @@ export interface Run {
   usage_by_agent: Record<string, { usage: Usage; cost_usd: number; calls: number }>;
   error: unknown;
   user: string | null;
+  attempt: number;
+  attempts: Array<{ attempt: number; status: string; started_at: string; finished_at: string | null; error: unknown; reset_steps: string[]; input_overrides: Record<string, unknown> | null }>;
+  waiting_for: Array<{ step_id: string; message: string | null; since: string | null; timeout_at: string | null }>;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -186,6 +189,11 @@ export type RunEventType =
   | 'step.skipped'
   | 'plan.created'
   | 'plan.rejected'
+  | 'step.waiting'
+  | 'step.approved'
+  | 'step.rejected'
+  | 'run.waiting'
+  | 'run.retried'
   | 'run.completed'
   | 'run.failed'
   | 'run.cancelled';

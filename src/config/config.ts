@@ -47,6 +47,8 @@ const ConfigSchema = z.object({
   queueStalledIntervalMs: z.coerce.number().int().min(500).default(5_000),
   /** Cluster mode: how often any process requeues unfinished runs that nobody holds. */
   reconcileIntervalMs: z.coerce.number().int().min(500).default(10_000),
+  /** How often approval steps past their timeout are decided. */
+  approvalSweepMs: z.coerce.number().int().min(100).default(5_000),
   /** Largest accepted request body. */
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
 });
@@ -75,6 +77,7 @@ const ENV_NAMES = {
   queueLockMs: 'ENSEMBLE_QUEUE_LOCK_MS',
   queueStalledIntervalMs: 'ENSEMBLE_QUEUE_STALLED_INTERVAL_MS',
   reconcileIntervalMs: 'ENSEMBLE_RECONCILE_INTERVAL_MS',
+  approvalSweepMs: 'ENSEMBLE_APPROVAL_SWEEP_MS',
   processConcurrency: 'ENSEMBLE_PROCESS_CONCURRENCY',
 } as const satisfies Record<keyof Config, string>;
 

@@ -102,6 +102,11 @@ class GovernedProvider implements Provider {
           yield part;
           continue;
         }
+        if (part.type !== 'finish') {
+          // Tool calls and results pass through unchanged; the finish part carries the total usage.
+          yield part;
+          continue;
+        }
         const cost = this.#price(part.usage, part.providerCostUsd);
         done = { usage: part.usage, ...cost, latencyMs: part.latencyMs, ttftMs: part.timeToFirstTokenMs ?? null, outcome: 'success', errorCode: null, output: part.text };
         await this.#after(prompt, admission, done);
@@ -223,6 +228,7 @@ class GovernedProvider implements Provider {
           outcome: outcome.outcome,
           error_code: outcome.errorCode,
           at,
+          run_attempt: ctx.runAttempt ?? null,
         }),
         this.#audit(outcome.outcome === 'success' ? 'success' : 'failure', {
           usage: usage ?? null,
@@ -255,7 +261,7 @@ class GovernedProvider implements Provider {
         model: ctx.model,
         kind: ctx.kind,
         ...(ctx.runId ? { run_id: ctx.runId } : {}),
-        ...(ctx.stepId ? { step_id: ctx.stepId, attempt: ctx.attempt } : {}),
+        ...(ctx.stepId ? { step_id: ctx.stepId, attempt: ctx.attempt, run_attempt: ctx.runAttempt ?? 1 } : {}),
         ...(ctx.workflowName ? { workflow: ctx.workflowName } : {}),
         ...(ctx.user ? { user: ctx.user } : {}),
         ...details,

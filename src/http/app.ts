@@ -18,6 +18,7 @@ import { registerAppRoutes } from './routes/apps.ts';
 import { registerChatRoutes } from './routes/chat.ts';
 import { registerGovernanceRoutes } from './routes/governance.ts';
 import { registerHealthRoutes, type HealthSource } from './routes/health.ts';
+import { registerOpenAICompatRoutes } from './routes/openai-compat.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerTriggerRoutes } from './routes/triggers.ts';
 import { registerUserRoutes } from './routes/users.ts';
@@ -121,6 +122,7 @@ export function createHttpApp(deps: HttpDeps): OpenAPIHono<AppEnv> {
   registerWorkflowRoutes(app, deps.workflows, deps.runs);
   registerRunRoutes(app, deps.runs);
   registerChatRoutes(app, deps.chat, deps.runs);
+  registerOpenAICompatRoutes(app, { apps: deps.apps, agents: deps.agents, workflows: deps.workflows, runs: deps.runs, chat: deps.chat, governance: deps.governance });
   registerGovernanceRoutes(app, deps.governance);
   registerUserRoutes(app, deps.governance.storage, (appId, user) => deps.governance.userBudgets.forget(appId, user));
   registerTriggerRoutes(app, deps.triggers, deps.apps);

@@ -259,17 +259,24 @@ export function buildSingleAgent(agent: AgentRecord, history: ConversationTurn[]
 }
 
 /**
+ * The step ids `buildParallel` and `buildSequential` give a request's agents, in order (the
+ * aggregator's last). Orchestrated runs name their steps after the plan: none are listed.
+ */
+export function chatStepIds(mode: ChatMode, agents: string[], aggregator: string | undefined): string[] {
+  if (mode === 'orchestrated') return [];
+  const ids = agents.map((name, index) => {
+    const id = stepIdFor(name);
+    return mode === 'sequential' && index > 0 && stepIdFor(agents[index - 1]!) === id ? `${id}_${index}` : id;
+  });
+  return mode === 'parallel' && aggregator ? [...ids, 'aggregate'] : ids;
+}
+
+/**
  * The step whose output becomes a chat run's output when it completes (what a stream can pass on
  * as it is written): the synthesis, the aggregator, or the last agent of the list.
  */
 export function answerStepOf(mode: ChatMode, agents: string[], aggregator: string | undefined): string | undefined {
-  if (mode === 'orchestrated') return 'synthesis';
-  if (mode === 'parallel' && aggregator) return 'aggregate';
-  const last = agents.length - 1;
-  if (last < 0) return undefined;
-  const id = stepIdFor(agents[last]!);
-  if (mode === 'sequential' && last > 0 && stepIdFor(agents[last - 1]!) === id) return `${id}_${last}`;
-  return id;
+  return mode === 'orchestrated' ? 'synthesis' : chatStepIds(mode, agents, aggregator).at(-1);
 }
 
 /** The library's `executeParallel`: agent i answers prompt i, all at once. */

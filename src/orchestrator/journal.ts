@@ -21,17 +21,20 @@ export class StorageRunJournal implements RunJournal {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(storage: Storage, bus: EventBus, runId: string, lastSeq: number) {
+  readonly #attempt: number;
+
+  constructor(storage: Storage, bus: EventBus, runId: string, lastSeq: number, attempt = 1) {
     this.#storage = storage;
     this.#bus = bus;
     this.#runId = runId;
     this.#seq = lastSeq;
+    this.#attempt = attempt;
   }
 
   async step(state: StepState, event?: { type: RunEventType; data: Record<string, unknown> }): Promise<void> {
     await this.#flushDeltas();
     const events = event ? [this.#next(event.type, event.data)] : [];
-    await this.#storage.runs.recordStep(toStepRecord(this.#runId, state), events);
+    await this.#storage.runs.recordStep({ ...toStepRecord(this.#runId, state), run_attempt: this.#attempt }, events);
     for (const e of events) this.#bus.publish(e);
   }
 
@@ -60,6 +63,17 @@ export class StorageRunJournal implements RunJournal {
       { status: outcome.status, output: outcome.output, outputs: outcome.outputs, error: outcome.error, usage: outcome.usage, cost_usd: outcome.costUsd, finished_at: at },
       at,
     );
+    if (outcome.status === 'waiting') {
+      // Not over: the run sleeps (no worker holds it) until a person decides.
+      await this.#storage.runs.update(this.#runId, { status: 'waiting', outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd }, at);
+      const steps = await this.#storage.runs.listSteps(this.#runId);
+      const waitingFor = steps.filter((s) => s.status === 'waiting').map((s) => ({ step_id: s.step_id, message: s.reason, since: s.started_at, timeout_at: s.wait_until ?? null }));
+      const event = this.#next('run.waiting', { waiting_for: waitingFor, outputs: outcome.outputs });
+      await this.#storage.runs.appendEvents([event]);
+      this.#bus.publish(event);
+      return;
+    }
+    await this.#storage.runs.finishAttempt(this.#runId, this.#attempt, outcome.status, outcome.error, at);
     let event: RunEventRecord;
     if (outcome.status === 'failed') event = this.#next('run.failed', { error: outcome.error, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
     else if (outcome.status === 'cancelled') event = this.#next('run.cancelled', { reason: 'cancelled', outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
@@ -70,7 +84,7 @@ export class StorageRunJournal implements RunJournal {
 
   #next(type: string, data: Record<string, unknown>): RunEventRecord {
     this.#seq += 1;
-    return { run_id: this.#runId, seq: this.#seq, type, data: { run_id: this.#runId, seq: this.#seq, ...data }, at: new Date().toISOString() };
+    return { run_id: this.#runId, seq: this.#seq, type, data: { run_id: this.#runId, seq: this.#seq, run_attempt: this.#attempt, ...data }, at: new Date().toISOString() };
   }
 
   /** Writes buffered deltas; serialized so batches land in sequence order. */
@@ -107,6 +121,7 @@ export function toStepRecord(runId: string, state: StepState): RunStepRecord {
     reason: state.reason,
     started_at: state.startedAt,
     finished_at: state.finishedAt,
+    wait_until: state.waitUntil ?? null,
   };
 }
 
@@ -126,5 +141,6 @@ export function fromStepRecord(record: RunStepRecord): StepState {
     reason: record.reason,
     startedAt: record.started_at,
     finishedAt: record.finished_at,
+    waitUntil: record.wait_until ?? null,
   };
 }

@@ -1,6 +1,6 @@
 import { EnsembleError, newId } from '../core/index.ts';
 import type { Actor, AgentService, AuditWriter } from '../registry/index.ts';
-import { LeaseLostError, type RunEventRecord, type RunQuery, type RunRecord, type RunStepRecord, type Storage } from '../storage/index.ts';
+import { LeaseLostError, type RunAttemptRecord, type RunEventRecord, type RunQuery, type RunRecord, type RunStepRecord, type Storage } from '../storage/index.ts';
 import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type RunOutcome, type Semaphore } from '../workflow/index.ts';
 import { addPlanExecution, addPlanRetry, validatePlan, type ChatRequest, type Plan } from './chat.ts';
 import type { EventBus } from './event-bus.ts';
@@ -69,6 +69,12 @@ export interface RunView {
   usage_by_agent: Record<string, { usage: Record<string, number>; cost_usd: number; calls: number }>;
   error: unknown;
   user: string | null;
+  /** The current attempt (a retry from failure starts the next one). */
+  attempt: number;
+  /** Every attempt: when, which steps it reset, how it ended. */
+  attempts: Array<{ attempt: number; status: string; started_at: string; finished_at: string | null; error: unknown; reset_steps: string[]; input_overrides: Record<string, unknown> | null }>;
+  /** Approval steps the run waits for (status `waiting`). */
+  waiting_for: Array<{ step_id: string; message: string | null; since: string | null; timeout_at: string | null }>;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -174,6 +180,7 @@ export class RunService {
       finished_at: null,
       updated_at: now,
       user: spec.input.user ?? null,
+      attempt: 1,
     };
     try {
       await this.#d.storage.runs.create(run);
@@ -185,6 +192,7 @@ export class RunService {
       }
       throw error;
     }
+    await this.#d.storage.runs.recordAttempt({ run_id: run.id, attempt: 1, status: 'queued', started_at: now, finished_at: null, error: null, reset_steps: [], input_overrides: null });
     await this.#d.audit.record({
       actor: spec.actor,
       app_id: appId,
@@ -230,8 +238,9 @@ export class RunService {
         storage = { ...storage, runs: storage.runs.fenced(runId, epoch) } as Storage;
       }
       if (this.#cancelRequested.delete(runId) || (await storage.runs.cancelRequested(runId))) controllers.cancel.abort();
-      const journal = new StorageRunJournal(storage, this.#d.bus, runId, await storage.runs.lastSeq(runId));
-      const current = { ...run, definition: (await storage.runs.getById(runId))?.definition ?? run.definition };
+      const fresh = (await storage.runs.getById(runId)) ?? run;
+      const journal = new StorageRunJournal(storage, this.#d.bus, runId, await storage.runs.lastSeq(runId), fresh.attempt);
+      const current = { ...run, definition: fresh.definition, input: fresh.input, context: fresh.context, attempt: fresh.attempt };
       if (current.mode === 'orchestrated') await this.#executeOrchestrated(current, journal, controllers, storage);
       else await this.#pass(current, current.definition as CompiledWorkflow, journal, controllers, { announceStart: true, finish: true }, storage);
     } catch (error) {
@@ -352,9 +361,123 @@ export class RunService {
     for (const { interrupt } of this.#active.values()) interrupt.abort();
   }
 
+  /**
+   * A person's decision on an approval step. The run must be waiting; the decision is stored, then
+   * the run is queued again and goes on from where it stood.
+   */
+  async decide(appId: string, runId: string, stepId: string, decision: 'approve' | 'reject', comment: string | undefined, actor: Actor): Promise<RunView> {
+    const run = await this.#require(appId, runId);
+    const spec = (run.definition as CompiledWorkflow).steps.find((s) => s.id === stepId);
+    if (!spec || spec.kind !== 'approval' || !spec.approval) throw new EnsembleError('not_found', `Run ${runId} has no approval step "${stepId}"`);
+    const state = (await this.#d.storage.runs.listSteps(run.id)).find((s) => s.step_id === stepId);
+    if (run.status !== 'waiting' || state?.status !== 'waiting') {
+      throw new EnsembleError('conflict', state?.status === 'waiting' ? 'The run is still running other steps; decide when it waits' : `Step "${stepId}" is not waiting for a decision`);
+    }
+    // Only one decision wins: the run leaves "waiting" once.
+    if (!(await this.#d.storage.runs.transitionStatus(run.id, 'waiting', 'deciding'))) throw new EnsembleError('conflict', `Step "${stepId}" was decided already`);
+    const by = actorName(actor);
+    const decidedAt = new Date().toISOString();
+    const approved = decision === 'approve';
+    const fails = !approved && spec.approval.onReject === 'fail';
+    const step = fromStepRecord(state);
+    step.status = fails ? 'failed' : 'completed';
+    step.result = { approved, comment: comment ?? null, decided_by: by, decided_at: decidedAt };
+    step.error = fails ? { code: 'rejected', message: comment ? `Rejected: ${comment}` : 'Rejected' } : null;
+    step.finishedAt = decidedAt;
+    step.waitUntil = null;
+    const journal = new StorageRunJournal(this.#d.storage, this.#d.bus, run.id, await this.#d.storage.runs.lastSeq(run.id), run.attempt);
+    await journal.step(step, { type: approved ? 'step.approved' : 'step.rejected', data: { step_id: stepId, comment: comment ?? null, decided_by: by } });
+    await this.#d.audit.record({
+      actor,
+      app_id: appId,
+      action: approved ? 'run.step_approve' : 'run.step_reject',
+      target_type: 'run',
+      target_id: run.id,
+      outcome: 'success',
+      details: { step_id: stepId, comment: comment ?? null, decided_by: by },
+    });
+    await this.#d.storage.runs.update(run.id, { status: 'queued' }, decidedAt);
+    await withTimeout(this.#d.queue.enqueue(run.id), ENQUEUE_TIMEOUT_MS).catch((error: unknown) => this.#d.onError?.(run.id, error));
+    return this.get(appId, runId);
+  }
+
+  /** Approval steps whose timeout passed decide themselves (their `on_timeout`). */
+  async decideExpiredApprovals(): Promise<number> {
+    const expired = await this.#d.storage.runs.listExpiredWaits(new Date().toISOString());
+    let decided = 0;
+    for (const { run_id, step_id } of expired) {
+      const run = await this.#d.storage.runs.getById(run_id);
+      const spec = (run?.definition as CompiledWorkflow | undefined)?.steps.find((s) => s.id === step_id);
+      if (!run || !spec?.approval) continue;
+      try {
+        await this.decide(run.app_id, run_id, step_id, spec.approval.onTimeout, 'timed out', { kind: 'system', name: 'approval-timeout' });
+        decided++;
+      } catch {
+        // Decided meanwhile by a person or another process.
+      }
+    }
+    return decided;
+  }
+
+  /**
+   * Retry from failure: a new attempt of the same run. Completed steps keep their results and are
+   * not called again; the failed and cancelled steps (or the `steps` named), and every step after
+   * them, run again.
+   */
+  async retry(appId: string, runId: string, request: { steps?: string[]; inputOverrides?: { input?: string; context?: Record<string, unknown> } }, actor: Actor): Promise<RunView> {
+    const run = await this.#require(appId, runId);
+    if (!['failed', 'partial', 'cancelled', 'completed'].includes(run.status)) throw new EnsembleError('conflict', `A ${run.status} run cannot be retried; wait for it to end`);
+    const workflow = run.definition as CompiledWorkflow;
+    const byName = new Map<string, string>();
+    for (const s of workflow.steps) {
+      byName.set(s.id, s.id);
+      if (!byName.has(s.output)) byName.set(s.output, s.id);
+    }
+    const states = await this.#d.storage.runs.listSteps(run.id);
+    const seeds = new Set<string>();
+    if (request.steps?.length) {
+      const unknown = request.steps.filter((name) => !byName.has(name));
+      if (unknown.length > 0) throw new EnsembleError('invalid_request', `Unknown step(s): ${unknown.join(', ')}`, [{ path: 'steps', message: `unknown: ${unknown.join(', ')}` }]);
+      for (const name of request.steps) seeds.add(byName.get(name)!);
+    } else {
+      for (const state of states) {
+        if (state.status === 'failed' || state.status === 'cancelled') seeds.add(state.group_id ?? state.step_id);
+      }
+      for (const step of workflow.steps) if (!states.some((s) => s.step_id === step.id)) seeds.add(step.id);
+    }
+    if (seeds.size === 0) throw new EnsembleError('conflict', 'Nothing to retry: every step completed (name `steps` to run some again)');
+    const reset = descendants(workflow, seeds);
+    const dropped = states.filter((s) => reset.has(s.group_id ?? s.step_id)).map((s) => s.step_id);
+    const attempt = run.attempt + 1;
+    const at = new Date().toISOString();
+    await this.#d.storage.runs.deleteSteps(run.id, dropped);
+    await this.#d.storage.runs.clearCancel(run.id);
+    const overrides = request.inputOverrides;
+    await this.#d.storage.runs.update(
+      run.id,
+      {
+        status: 'queued',
+        attempt,
+        error: null,
+        output: null,
+        finished_at: null,
+        ...(overrides?.input !== undefined ? { input: overrides.input } : {}),
+        ...(overrides?.context !== undefined ? { context: { ...run.context, ...overrides.context } } : {}),
+      },
+      at,
+    );
+    await this.#d.storage.runs.recordAttempt({ run_id: run.id, attempt, status: 'queued', started_at: at, finished_at: null, error: null, reset_steps: [...reset], input_overrides: overrides ? { ...overrides } : null });
+    const journal = new StorageRunJournal(this.#d.storage, this.#d.bus, run.id, await this.#d.storage.runs.lastSeq(run.id), attempt);
+    await journal.event('run.retried', { attempt, reset_steps: [...reset], kept_steps: states.filter((s) => !reset.has(s.group_id ?? s.step_id) && s.status === 'completed').map((s) => s.step_id) });
+    await this.#d.audit.record({ actor, app_id: appId, action: 'run.retry', target_type: 'run', target_id: run.id, outcome: 'success', details: { attempt, reset_steps: [...reset] } });
+    await withTimeout(this.#d.queue.enqueue(run.id), ENQUEUE_TIMEOUT_MS).catch((error: unknown) => this.#d.onError?.(run.id, error));
+    return this.get(appId, runId);
+  }
+
   async get(appId: string, runId: string): Promise<RunView> {
     const run = await this.#require(appId, runId);
-    return this.#view(run, await this.#d.storage.runs.listSteps(run.id));
+    const [steps, attempts] = await Promise.all([this.#d.storage.runs.listSteps(run.id), this.#d.storage.runs.listAttempts(run.id)]);
+    return this.#view(run, steps, attempts);
   }
 
   async list(appId: string, query: RunQuery): Promise<RunView[]> {
@@ -376,7 +499,7 @@ export class RunService {
     return this.get(appId, runId);
   }
 
-  /** Resolves with the run once it has ended (live event, or storage checked every second). */
+  /** Resolves with the run once it has ended or waits for a person (live event, or storage checked every second). */
   async waitForEnd(runId: string): Promise<RunRecord> {
     await new Promise<void>((resolve) => {
       const timers: { poll?: NodeJS.Timeout } = {};
@@ -386,12 +509,12 @@ export class RunService {
         resolve();
       };
       const unsubscribe = this.#d.bus.subscribe(runId, (event) => {
-        if (FINAL_EVENTS.has(event.type)) done();
+        if (FINAL_EVENTS.has(event.type) || event.type === 'run.waiting') done();
       });
       const check = () =>
         void this.#d.storage.runs.getById(runId).then(
           (run) => {
-            if (!run || TERMINAL_RUN_STATUSES.has(run.status)) done();
+            if (!run || TERMINAL_RUN_STATUSES.has(run.status) || run.status === 'waiting') done();
           },
           () => {},
         );
@@ -432,12 +555,14 @@ export class RunService {
       }
     };
     try {
+      // A final event of an earlier attempt is followed by `run.retried`: replay goes on past it.
+      let lastType = '';
       for await (const event of catchUp.call(this, Number.MAX_SAFE_INTEGER)) {
         yield event;
-        if (FINAL_EVENTS.has(event.type)) return;
+        lastType = event.type;
       }
       const run = await this.#d.storage.runs.getById(runId);
-      if (run && TERMINAL_RUN_STATUSES.has(run.status) && live.length === 0) return;
+      if (run && TERMINAL_RUN_STATUSES.has(run.status) && FINAL_EVENTS.has(lastType)) return;
       while (!signal.aborted) {
         while (live.length > 0) {
           const event = live.shift()!;
@@ -469,7 +594,7 @@ export class RunService {
     return run;
   }
 
-  #view(run: RunRecord, steps: RunStepRecord[] | null): RunView {
+  #view(run: RunRecord, steps: RunStepRecord[] | null, attempts?: RunAttemptRecord[]): RunView {
     const order = new Map(((run.definition as CompiledWorkflow | null)?.steps ?? []).map((s) => [s.id, s.index]));
     const rank = (stepId: string) => {
       const match = /^(.*)\[(\d+)\]$/.exec(stepId);
@@ -510,11 +635,35 @@ export class RunService {
       usage_by_agent: byAgent(steps ?? []),
       error: run.error,
       user: run.user,
+      attempt: run.attempt,
+      attempts: attempts ?? [],
+      waiting_for: (steps ?? []).filter((s) => s.status === 'waiting').map((s) => ({ step_id: s.step_id, message: s.reason, since: s.started_at, timeout_at: s.wait_until ?? null })),
       created_at: run.created_at,
       started_at: run.started_at,
       finished_at: run.finished_at,
     };
   }
+}
+
+function actorName(actor: Actor): string {
+  if (actor.kind === 'admin') return 'admin';
+  if (actor.kind === 'app') return `token:${actor.tokenId}`;
+  return `system:${actor.name}`;
+}
+
+/** The steps named and every step that (transitively) waits for one of them. */
+function descendants(workflow: CompiledWorkflow, seeds: Set<string>): Set<string> {
+  const result = new Set(seeds);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const step of workflow.steps) {
+      if (!result.has(step.id) && step.dependsOn.some((d) => result.has(d))) {
+        result.add(step.id);
+        grew = true;
+      }
+    }
+  }
+  return result;
 }
 
 /** Rolls step usage up per agent (instances count; their group rows would count twice). */

@@ -33,6 +33,7 @@ export class AgentStepRunner implements StepRunner {
       ...(this.#run.user ? { user: this.#run.user } : {}),
       stepId: call.stepId,
       attempt: call.attempt,
+      runAttempt: this.#run.attempt,
     });
     const systemPrompt = agent.system_prompt || undefined;
     if (call.schema) {

@@ -10,9 +10,12 @@ export type {
   ProviderName,
   ProviderSettings,
   StreamPart,
+  ToolCallRecord,
+  ToolDefinition,
+  ToolEvent,
   Usage,
 } from './types.ts';
-export { PROVIDER_NAMES, isProviderName } from './types.ts';
+export { DEFAULT_MAX_TOOL_STEPS, PROVIDER_NAMES, isProviderName } from './types.ts';
 export { ProviderError, isProviderError, type ProviderErrorCode } from './errors.ts';
 export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 export { createProvider, type FactoryOptions } from './factory.ts';

@@ -22,6 +22,8 @@ export interface CallContext {
   workflowBudget?: { limit_usd: number; period: 'day' | 'month' | 'total' };
   stepId?: string;
   attempt?: number;
+  /** The run's attempt (a retry from failure starts the next). */
+  runAttempt?: number;
   /** The app token that made the request, for per-token limits. */
   tokenId?: string;
   /** The end user the call is made for (opaque id from the caller). */

@@ -35,7 +35,11 @@ export interface ProviderSettings {
   maxTokens?: number;
   topP?: number;
   stop?: string[];
-  /** Time limit of one HTTP attempt, in ms. Default 60 000. */
+  /**
+   * Time limit of one HTTP attempt, in ms. Default 60 000. In a tool loop the clock stops while
+   * tools run and starts again from zero for the next model step: it limits each stretch of
+   * model time, never a tool (the caller's signal does that).
+   */
   timeoutMs?: number;
   /** Retries after the first attempt on retryable errors. Default 2. */
   maxRetries?: number;
@@ -52,6 +56,50 @@ export interface ChatMessage {
   content: string;
 }
 
+/** Model steps a tool loop may take when a call sets no `maxToolSteps`. */
+export const DEFAULT_MAX_TOOL_STEPS = 5;
+
+/**
+ * A tool the model may call during one provider call. The provider runs `execute` itself and
+ * sends its result back to the model, in the vendor's wire format, until the model answers.
+ */
+export interface ToolDefinition {
+  /** What the model calls the tool by; vendors allow letters, digits, `_` and `-` (max 64). */
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments object the model must send. */
+  parameters: Record<string, unknown>;
+  /**
+   * Runs the tool with the model's arguments (parsed JSON, not validated against `parameters`).
+   * The result is sent to the model: a string as text, anything else as JSON. A thrown error is
+   * not a failed call: the model receives `{ error: <message> }` and decides what to do next.
+   * `signal` aborts when the call is cancelled; honour it to stop work early.
+   */
+  execute(args: unknown, ctx: { signal: AbortSignal; toolCallId: string }): Promise<unknown>;
+}
+
+/** The model asked for a tool, or a tool's result went back to the model. */
+export type ToolEvent =
+  | { type: 'tool-call'; toolCallId: string; toolName: string; args: unknown }
+  | {
+      type: 'tool-result';
+      toolCallId: string;
+      toolName: string;
+      /** What the model received: the tool's JSON result, or `{ error: message }`. */
+      result: unknown;
+      /** True when the tool threw, was unknown, got unparsable arguments or was not run. */
+      isError: boolean;
+    };
+
+/** One tool call of a finished call, with the result the model received. */
+export interface ToolCallRecord {
+  toolCallId: string;
+  toolName: string;
+  args: unknown;
+  result: unknown;
+  isError: boolean;
+}
+
 /** Per-call options; each overrides the provider's setting of the same name for one call. */
 export interface CallOptions {
   systemPrompt?: string;
@@ -65,6 +113,21 @@ export interface CallOptions {
   maxRetries?: number;
   /** Aborts the call: the HTTP request is cancelled and the call rejects with `cancelled`. */
   signal?: AbortSignal;
+  /**
+   * Tools the model may call. The provider runs the tool loop: model step, tool executions,
+   * model step with the results, ... until the model answers without calling a tool or
+   * `maxToolSteps` model steps were made. Tool calls of one step run concurrently.
+   */
+  tools?: ToolDefinition[];
+  /**
+   * Cap of model steps in the tool loop (each is one vendor request). Default
+   * {@link DEFAULT_MAX_TOOL_STEPS}. Tools the model asks for in the last allowed step are not run
+   * (their results would never reach the model): the call ends with finishReason `tool-calls`,
+   * and those calls are reported with `isError` and an error result.
+   */
+  maxToolSteps?: number;
+  /** Told about every tool call and tool result as they happen (stream parts carry the same). */
+  onToolEvent?: (event: ToolEvent) => void;
 }
 
 export interface GenerateOptions extends CallOptions {
@@ -75,9 +138,14 @@ export interface GenerateOptions extends CallOptions {
 }
 
 export interface GenerateResult<T = unknown> {
+  /** The answer: text of the final model step (with tools, what the model wrote after the last results). */
   text: string;
-  /** The parsed object, when a schema was given. */
+  /**
+   * The parsed object, when a schema was given. Undefined when a tool loop stopped at
+   * `maxToolSteps` (finishReason `tool-calls`): the model never gave its answer.
+   */
   object: T | undefined;
+  /** Total over every model step of the tool loop. */
   usage: Usage;
   finishReason: FinishReason;
   /** Wall time of the whole call, retries included. */
@@ -88,13 +156,20 @@ export interface GenerateResult<T = unknown> {
   providerCostUsd?: number;
   /** The call's cost, when cost-tracking middleware priced it. */
   costUsd?: number;
+  /** Every tool call of the tool loop, in the order the model made them; empty without tools. */
+  toolCalls: ToolCallRecord[];
+  /** Model steps (vendor requests) of the successful attempt; 1 without tool calls. */
+  steps: number;
 }
 
 export type StreamPart =
   | { type: 'text-delta'; text: string }
+  | ToolEvent
   | {
       type: 'finish';
+      /** Text of the final model step (text written before a tool call was streamed, not kept here). */
       text: string;
+      /** Total over every model step of the tool loop. */
       usage: Usage;
       finishReason: FinishReason;
       latencyMs: number;
@@ -104,6 +179,8 @@ export type StreamPart =
       providerCostUsd?: number;
       /** The call's cost, when cost-tracking middleware priced it. */
       costUsd?: number;
+      toolCalls: ToolCallRecord[];
+      steps: number;
     };
 
 export interface HealthReport {
@@ -121,6 +198,9 @@ export interface Provider {
   generate<T = unknown>(prompt: string, options?: GenerateOptions): Promise<GenerateResult<T>>;
   /**
    * A streamed completion: text deltas in order, then exactly one `finish` part with usage.
+   * With `tools`, `tool-call` and `tool-result` parts come in between, in the order they happen
+   * (a call always before its result); text of every step streams as deltas. Consumers must
+   * switch on `type` rather than treat every non-delta part as the finish.
    * Errors are thrown from the iterator as {@link ProviderError}s.
    */
   stream(prompt: string, options?: CallOptions): AsyncIterable<StreamPart>;

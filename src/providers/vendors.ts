@@ -122,3 +122,18 @@ export function vendorProviderOptions(provider: ProviderName, sampling: Sampling
   if (sampling.stop !== undefined) options.stop = sampling.stop;
   return { ollama: { options } };
 }
+
+/** How a failed tool call's result travels, as the AI SDK's tool-result output. */
+export type ToolErrorOutput = { type: 'error-text'; value: string } | { type: 'error-json'; value: { error: string } };
+
+/**
+ * A tool's failure as the model should see it: `{ "error": "<message>" }` everywhere, marked as
+ * an error where the wire format can say so. The OpenAI packages (Responses and Chat) and the
+ * Gemini package wrap an error output in `{ error: ... }` themselves, so they get the bare
+ * message; Anthropic gets `is_error: true` on its `tool_result`; the others send the JSON as the
+ * tool message's content.
+ */
+export function toolErrorOutput(provider: ProviderName, message: string): ToolErrorOutput {
+  if (provider === 'openai' || provider === 'gemini') return { type: 'error-text', value: message };
+  return { type: 'error-json', value: { error: message } };
+}

@@ -225,6 +225,27 @@ function migrations(engine: Engine): Record<string, Migration> {
         await db.schema.createIndex('usage_app_user').on('usage_records').columns(['app_id', 'user_id']).execute();
       },
     },
+    '0006_run_control': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('runs').addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+        await db.schema.alterTable('run_steps').addColumn('wait_until', 'text').execute();
+        await db.schema.alterTable('run_steps').addColumn('run_attempt', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+        await db.schema.alterTable('usage_records').addColumn('run_attempt', 'integer').execute();
+        await db.schema
+          .createTable('run_attempts')
+          .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'text', (c) => c.notNull())
+          .addColumn('finished_at', 'text')
+          .addColumn('error', 'text')
+          .addColumn('reset_steps', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('input_overrides', 'text')
+          .addPrimaryKeyConstraint('run_attempts_pk', ['run_id', 'attempt'])
+          .execute();
+        await db.schema.createIndex('run_steps_waiting').on('run_steps').columns(['status', 'wait_until']).execute();
+      },
+    },
   };
 }
 

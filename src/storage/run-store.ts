@@ -1,7 +1,7 @@
 import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
 import { parseJson as parse, toJson as json, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { Database, RunEventsTable, RunStepsTable, RunsTable, WorkflowsTable } from './schema.ts';
-import type { RunEventRecord, RunPatch, RunQuery, RunRecord, RunStepRecord, RunStore, WorkflowRecord, WorkflowStore } from './types.ts';
+import type { RunAttemptRecord, RunEventRecord, RunPatch, RunQuery, RunRecord, RunStepRecord, RunStore, WorkflowRecord, WorkflowStore } from './types.ts';
 
 export class KyselyWorkflowStore implements WorkflowStore {
   readonly #db: Kysely<Database>;
@@ -115,7 +115,7 @@ export class KyselyRunStore implements RunStore {
   }
 
   async listUnfinished(): Promise<RunRecord[]> {
-    const rows = await this.#db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running']).orderBy('created_at').execute();
+    const rows = await this.#db.selectFrom('runs').selectAll().where('status', 'in', ['queued', 'running', 'deciding']).orderBy('created_at').execute();
     return rows.map(toRun);
   }
 
@@ -195,6 +195,60 @@ export class KyselyRunStore implements RunStore {
     return new FencedRunStore(this, this.#db, runId, epoch);
   }
 
+  async transitionStatus(runId: string, from: string, to: string): Promise<boolean> {
+    const result = await this.#db.updateTable('runs').set({ status: to, updated_at: new Date().toISOString() }).where('id', '=', runId).where('status', '=', from).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async clearCancel(runId: string): Promise<void> {
+    await this.#db.updateTable('runs').set({ cancel_requested: 0 }).where('id', '=', runId).execute();
+  }
+
+  async deleteSteps(runId: string, stepIds: string[]): Promise<void> {
+    if (stepIds.length === 0) return;
+    await this.#db.deleteFrom('run_steps').where('run_id', '=', runId).where('step_id', 'in', stepIds).execute();
+  }
+
+  async listExpiredWaits(now: string): Promise<Array<{ run_id: string; step_id: string }>> {
+    return this.#db
+      .selectFrom('run_steps')
+      .innerJoin('runs', 'runs.id', 'run_steps.run_id')
+      .select(['run_steps.run_id', 'run_steps.step_id'])
+      .where('run_steps.status', '=', 'waiting')
+      .where('run_steps.wait_until', '<', now)
+      .where('runs.status', '=', 'waiting')
+      .limit(500)
+      .execute();
+  }
+
+  async recordAttempt(attempt: RunAttemptRecord): Promise<void> {
+    await this.#db
+      .insertInto('run_attempts')
+      .values({ ...attempt, error: attempt.error === null || attempt.error === undefined ? null : json(attempt.error), reset_steps: json(attempt.reset_steps), input_overrides: attempt.input_overrides ? json(attempt.input_overrides) : null })
+      .onConflict((oc) => oc.columns(['run_id', 'attempt']).doNothing())
+      .execute();
+  }
+
+  async finishAttempt(runId: string, attempt: number, status: string, error: unknown, at: string): Promise<void> {
+    await this.#db
+      .updateTable('run_attempts')
+      .set({ status, finished_at: at, error: error === null || error === undefined ? null : json(error) })
+      .where('run_id', '=', runId)
+      .where('attempt', '=', attempt)
+      .execute();
+  }
+
+  async listAttempts(runId: string): Promise<RunAttemptRecord[]> {
+    const rows = await this.#db.selectFrom('run_attempts').selectAll().where('run_id', '=', runId).orderBy('attempt').execute();
+    return rows.map((row) => ({
+      ...row,
+      attempt: Number(row.attempt),
+      error: parse(row.error, null),
+      reset_steps: parse(row.reset_steps, []),
+      input_overrides: parse(row.input_overrides, null),
+    }));
+  }
+
   async lastSeq(runId: string): Promise<number> {
     const row = await this.#db.selectFrom('run_events').select((eb) => eb.fn.max('seq').as('seq')).where('run_id', '=', runId).executeTakeFirst();
     return Number(row?.seq ?? 0);
@@ -212,6 +266,9 @@ async function updateRun(db: Kysely<Database> | Transaction<Database>, runId: st
   if (patch.started_at !== undefined) values.started_at = patch.started_at;
   if (patch.finished_at !== undefined) values.finished_at = patch.finished_at;
   if (patch.definition !== undefined) values.definition = json(patch.definition);
+  if (patch.attempt !== undefined) values.attempt = patch.attempt;
+  if (patch.input !== undefined) values.input = patch.input;
+  if (patch.context !== undefined) values.context = json(patch.context);
   await db.updateTable('runs').set(values).where('id', '=', runId).execute();
 }
 
@@ -240,9 +297,10 @@ function toRunRow(run: RunRecord): Insertable<RunsTable> {
 }
 
 function toRun(row: Selectable<RunsTable>): RunRecord {
-  const { user_id, lease_owner: _owner, lease_expires_at: _expires, lease_epoch: _epoch, cancel_requested: _cancel, ...rest } = row;
+  const { user_id, lease_owner: _owner, lease_expires_at: _expires, lease_epoch: _epoch, cancel_requested: _cancel, attempt, ...rest } = row;
   return {
     ...rest,
+    attempt: Number(attempt ?? 1),
     user: user_id,
     kind: row.kind === 'chat' ? 'chat' : 'workflow',
     workflow_version: row.workflow_version === null ? null : Number(row.workflow_version),
@@ -256,7 +314,7 @@ function toRun(row: Selectable<RunsTable>): RunRecord {
   };
 }
 
-function toStepRow(step: RunStepRecord): RunStepsTable {
+function toStepRow(step: RunStepRecord): Insertable<RunStepsTable> {
   return {
     ...step,
     result: step.result === null || step.result === undefined ? null : json(step.result),
@@ -268,6 +326,7 @@ function toStepRow(step: RunStepRecord): RunStepsTable {
 function toStep(row: Selectable<RunStepsTable>): RunStepRecord {
   return {
     ...row,
+    run_attempt: Number(row.run_attempt ?? 1),
     attempts: Number(row.attempts),
     result: parse(row.result, null),
     error: parse(row.error, null),
@@ -353,4 +412,11 @@ class FencedRunStore implements RunStore {
   cancelRequested = (runId: string) => this.#inner.cancelRequested(runId);
   listOrphaned = (now: string, olderThan: string) => this.#inner.listOrphaned(now, olderThan);
   fenced = (runId: string, epoch: number) => this.#inner.fenced(runId, epoch);
+  deleteSteps = (runId: string, stepIds: string[]) => this.#inner.deleteSteps(runId, stepIds);
+  transitionStatus = (runId: string, from: string, to: string) => this.#inner.transitionStatus(runId, from, to);
+  clearCancel = (runId: string) => this.#inner.clearCancel(runId);
+  listExpiredWaits = (now: string) => this.#inner.listExpiredWaits(now);
+  recordAttempt = (attempt: RunAttemptRecord) => this.#inner.recordAttempt(attempt);
+  finishAttempt = (runId: string, attempt: number, status: string, error: unknown, at: string) => this.#inner.finishAttempt(runId, attempt, status, error, at);
+  listAttempts = (runId: string) => this.#inner.listAttempts(runId);
 }

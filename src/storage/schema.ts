@@ -108,6 +108,18 @@ export interface RunsTable {
   lease_expires_at: Generated<string | null>;
   lease_epoch: Generated<number>;
   cancel_requested: Generated<number>;
+  attempt: Generated<number>;
+}
+
+export interface RunAttemptsTable {
+  run_id: string;
+  attempt: number;
+  status: string;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
+  reset_steps: string;
+  input_overrides: string | null;
 }
 
 export interface RunStepsTable {
@@ -126,6 +138,8 @@ export interface RunStepsTable {
   reason: string | null;
   started_at: string | null;
   finished_at: string | null;
+  wait_until: Generated<string | null>;
+  run_attempt: Generated<number>;
 }
 
 export interface RunEventsTable {
@@ -163,6 +177,7 @@ export interface UsageRecordsTable {
   error_code: string | null;
   at: string;
   day: string;
+  run_attempt: Generated<number | null>;
 }
 
 export interface BudgetLedgersTable {
@@ -192,4 +207,5 @@ export interface Database {
   budget_reservations: BudgetReservationsTable;
   user_budgets: UserBudgetsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  run_attempts: RunAttemptsTable;
 }

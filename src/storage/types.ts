@@ -126,9 +126,23 @@ export interface RunRecord {
   updated_at: string;
   /** The end user the run was made for (opaque id from the caller). */
   user: string | null;
+  /** Which attempt of the run this is (a retry from failure starts the next). */
+  attempt: number;
 }
 
-export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at' | 'definition'>>;
+export interface RunAttemptRecord {
+  run_id: string;
+  attempt: number;
+  status: string;
+  started_at: string;
+  finished_at: string | null;
+  error: unknown;
+  /** Steps whose results were dropped so they run again in this attempt. */
+  reset_steps: string[];
+  input_overrides: Record<string, unknown> | null;
+}
+
+export type RunPatch = Partial<Pick<RunRecord, 'status' | 'output' | 'outputs' | 'error' | 'usage' | 'cost_usd' | 'started_at' | 'finished_at' | 'definition' | 'attempt' | 'input' | 'context'>>;
 
 export interface RunStepRecord {
   run_id: string;
@@ -146,6 +160,10 @@ export interface RunStepRecord {
   reason: string | null;
   started_at: string | null;
   finished_at: string | null;
+  /** A waiting step (approval) decides itself at this time (its timeout). */
+  wait_until?: string | null;
+  /** The run attempt that last wrote this step. */
+  run_attempt?: number;
 }
 
 export interface RunEventRecord {
@@ -208,6 +226,17 @@ export interface RunStore {
   cancelRequested(runId: string): Promise<boolean>;
   /** Unfinished runs whose lease is missing or expired (to dispatch again). */
   listOrphaned(now: string, olderThan: string): Promise<RunRecord[]>;
+  /** Moves a run from one status to another only if it is still in the first; false otherwise. */
+  transitionStatus(runId: string, from: string, to: string): Promise<boolean>;
+  /** Forgets an earlier cancel request (a retried run runs again). */
+  clearCancel(runId: string): Promise<void>;
+  /** Drops step states (a retry runs them again). */
+  deleteSteps(runId: string, stepIds: string[]): Promise<void>;
+  /** Steps waiting (approvals) whose wait_until has passed, of runs that are waiting. */
+  listExpiredWaits(now: string): Promise<Array<{ run_id: string; step_id: string }>>;
+  recordAttempt(attempt: RunAttemptRecord): Promise<void>;
+  finishAttempt(runId: string, attempt: number, status: string, error: unknown, at: string): Promise<void>;
+  listAttempts(runId: string): Promise<RunAttemptRecord[]>;
   /** A view of this store whose writes for `runId` fail with LeaseLostError once `epoch` is no longer current. */
   fenced(runId: string, epoch: number): RunStore;
 }
@@ -238,6 +267,7 @@ export interface UsageRecord {
   outcome: 'success' | 'error' | 'cancelled';
   error_code: string | null;
   at: string;
+  run_attempt?: number | null;
 }
 
 export const USAGE_GROUPS = ['agent', 'provider', 'model', 'workflow', 'day', 'user'] as const;

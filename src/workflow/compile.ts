@@ -110,6 +110,39 @@ const agentStepSchema = z
 
 type RawStep = z.infer<typeof agentStepSchema>;
 
+const approvalStepSchema = z.strictObject({
+  id: stepName,
+  type: z.literal('approval'),
+  message: z.string().min(1, 'must not be empty'),
+  output: stepName.optional(),
+  timeout_ms: z.int().min(1).max(30 * 86_400_000).optional(),
+  on_timeout: z.enum(['approve', 'reject']).optional(),
+  on_reject: z.enum(['fail', 'continue']).optional(),
+  on_error: z.enum(['fail', 'continue']).optional(),
+  condition: z.string().min(1, 'must not be empty').optional(),
+  depends_on: z.array(stepRef).optional(),
+});
+
+type RawApproval = z.infer<typeof approvalStepSchema>;
+
+const loopSchema = z.strictObject({
+  loop: z.strictObject({
+    id: stepName.optional(),
+    until: z.string().min(1, 'must not be empty'),
+    max_iterations: z.int().min(1).optional(),
+    steps: z.array(z.unknown()).min(1, 'a loop needs at least one step'),
+  }),
+});
+
+interface ParsedLoop {
+  id: string | undefined;
+  until: string;
+  maxIterations: number | undefined;
+  path: string;
+  /** Indices of the body's steps, in document order. */
+  steps: number[];
+}
+
 const blockSchema = z.strictObject({ parallel: z.array(z.unknown()).min(1, 'a parallel block needs at least one step') });
 const sequenceSchema = z.strictObject({ steps: z.array(z.unknown()).min(1, 'a sequence needs at least one step') });
 
@@ -154,13 +187,18 @@ function shapeIssues(error: z.ZodError, prefix: readonly PropertyKey[]): ShapeIs
 type Item =
   | { kind: 'step'; step: number }
   | { kind: 'parallel'; branches: Item[] }
-  | { kind: 'sequence'; items: Item[] };
+  | { kind: 'sequence'; items: Item[] }
+  | { kind: 'loop'; loop: number; items: Item[] };
 
 interface ParsedStep {
   raw: RawStep;
   /** Shape path, e.g. `steps.1.parallel.0`. */
   path: string;
   index: number;
+  /** Set for `type: approval` steps (their `raw` carries the shared fields, agent empty). */
+  approval?: RawApproval;
+  /** The loop (index into `Shape.loops`) whose body holds the step. */
+  loop?: number;
 }
 
 interface Shape {
@@ -171,6 +209,7 @@ interface Shape {
   budget: CompiledWorkflow['budget'];
   items: Item[];
   steps: ParsedStep[];
+  loops: ParsedLoop[];
   /** Limits that stop the analysis at once (too many steps, nested too deep). */
   blocking: WorkflowProblem[];
 }
@@ -188,13 +227,49 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
   if (!top.success) issues.push(...shapeIssues(top.error, []));
 
   const steps: ParsedStep[] = [];
+  const loops: ParsedLoop[] = [];
   let tooDeep = false;
-  const walk = (raw: readonly unknown[], prefix: PropertyKey[], depth: number): Item[] => {
+  const walk = (raw: readonly unknown[], prefix: PropertyKey[], depth: number, loop?: number): Item[] => {
     const items: Item[] = [];
     raw.forEach((element, i) => {
       const path = [...prefix, i];
       if (!isPlainObject(element)) {
         issues.push({ path: joinPath(path), message: 'expected a step: an object with `agent`, a `parallel` block or a `steps` sequence' });
+        return;
+      }
+      if (element['type'] === 'approval') {
+        const parsed = approvalStepSchema.safeParse(element);
+        if (!parsed.success) {
+          issues.push(...shapeIssues(parsed.error, path));
+          return;
+        }
+        const a = parsed.data;
+        const raw: RawStep = { id: a.id, agent: '', output: a.output, condition: a.condition, depends_on: a.depends_on, on_error: a.on_error };
+        for (const key of Object.keys(raw) as Array<keyof RawStep>) if (raw[key] === undefined) delete raw[key];
+        steps.push({ raw, path: joinPath(path), index: steps.length, approval: a, ...(loop !== undefined ? { loop } : {}) });
+        loops[loop ?? -1]?.steps.push(steps.length - 1);
+        items.push({ kind: 'step', step: steps.length - 1 });
+        return;
+      }
+      if ('loop' in element) {
+        const parsed = loopSchema.safeParse(element);
+        if (!parsed.success) {
+          issues.push(...shapeIssues(parsed.error, path));
+          return;
+        }
+        if (loop !== undefined) {
+          issues.push({ path: joinPath(path), message: 'loops cannot be nested' });
+          return;
+        }
+        if (depth + 1 > limits.maxDepth) {
+          tooDeep = true;
+          return;
+        }
+        const spec = parsed.data.loop;
+        loops.push({ id: spec.id, until: spec.until, maxIterations: spec.max_iterations, path: joinPath(path), steps: [] });
+        const index = loops.length - 1;
+        const inner = walk(spec.steps, [...path, 'loop', 'steps'], depth + 1, index);
+        items.push({ kind: 'loop', loop: index, items: inner });
         return;
       }
       if ('agent' in element) {
@@ -203,7 +278,8 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
           issues.push(...shapeIssues(parsed.error, path));
           return;
         }
-        steps.push({ raw: parsed.data, path: joinPath(path), index: steps.length });
+        steps.push({ raw: parsed.data, path: joinPath(path), index: steps.length, ...(loop !== undefined ? { loop } : {}) });
+        loops[loop ?? -1]?.steps.push(steps.length - 1);
         items.push({ kind: 'step', step: steps.length - 1 });
         return;
       }
@@ -222,7 +298,7 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
         return;
       }
       const children = 'parallel' in parsed.data ? parsed.data.parallel : parsed.data.steps;
-      const inner = walk(children, [...path, isBlock ? 'parallel' : 'steps'], depth + 1);
+      const inner = walk(children, [...path, isBlock ? 'parallel' : 'steps'], depth + 1, loop);
       items.push(isBlock ? { kind: 'parallel', branches: inner } : { kind: 'sequence', items: inner });
     });
     return items;
@@ -239,11 +315,13 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
       message: `\`parallel\` blocks and \`steps\` sequences are nested deeper than ${limits.maxDepth} levels`,
     });
   }
-  if (steps.length > limits.maxSteps) {
+  // A loop counts every iteration of its body (and its end marker).
+  const unrolled = steps.length + loops.reduce((n, l) => n + l.steps.length * (Math.min(l.maxIterations ?? 1, limits.maxLoopIterations) - 1) + 1, 0);
+  if (unrolled > limits.maxSteps) {
     blocking.push({
       step: null,
       code: 'limit_exceeded',
-      message: `The workflow has ${steps.length} steps; at most ${limits.maxSteps} are allowed`,
+      message: `The workflow has ${unrolled} steps (loops counted once per iteration); at most ${limits.maxSteps} are allowed`,
     });
   }
   const data = top.data;
@@ -255,6 +333,7 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
     budget: data.budget,
     items,
     steps,
+    loops,
     blocking,
   };
 }
@@ -470,6 +549,8 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
         case 'parallel':
           return item.branches.flatMap((branch) => walkItem(branch, entry));
         case 'sequence':
+        case 'loop':
+          // A loop's body is laid out once here; its iterations are unrolled after validation.
           return walkSequence(item.items, entry);
       }
     };
@@ -480,6 +561,21 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     };
     walkSequence(shape.items, []);
   }
+
+  const loops = shape.loops;
+  const loopOf = (i: number): number | undefined => steps[i]?.loop;
+  if (graphForm && loops.length > 0) report(null, 'invalid_loop', 'Loops cannot be used in the graph form (`parallel: [ids]` / `then`); use the list form');
+  const loopIds = loops.map((loop, n) => loop.id ?? `loop_${n + 1}`);
+  loops.forEach((loop, n) => {
+    const id = loopIds[n]!;
+    const first = loop.steps[0] ?? null;
+    if (loop.maxIterations === undefined) {
+      report(first, 'invalid_loop', `The loop '${id}' has no max_iterations; every loop needs one (at most ${limits.maxLoopIterations})`);
+    } else if (loop.maxIterations > limits.maxLoopIterations) {
+      report(first, 'limit_exceeded', `The loop '${id}' has max_iterations ${loop.maxIterations}; at most ${limits.maxLoopIterations} are allowed`);
+    }
+    if (owner.has(id)) report(first, 'duplicate_id', `The loop id '${id}' is also a step's id or output`);
+  });
 
   // Cycles: one problem per cycle, naming its steps in the order they would run.
   const cyclic = new Set<number>();
@@ -542,6 +638,8 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
       return;
     }
     if (i === null) return;
+    // Inside a loop every body output is visible: this iteration's, or else the previous one's.
+    if (loopOf(i) !== undefined && loopOf(i) === loopOf(target)) return;
     if (target === i) {
       fail(`${where} references '${root}', the step's own output`);
     } else if (!ancestors[i]?.has(target)) {
@@ -569,7 +667,18 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
   };
 
   const isKnownAgent = options.isKnownAgent;
-  steps.forEach(({ raw }, i) => {
+  steps.forEach(({ raw, approval }, i) => {
+    if (approval) {
+      checkTemplate(i, 'message', approval.message, false);
+      if (raw.condition !== undefined) {
+        try {
+          for (const root of compileCondition(raw.condition).references) checkReference(i, root, 'condition', false);
+        } catch (error) {
+          report(i, 'invalid_condition', `${describe(i)}: \`condition\`: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+      return;
+    }
     if (isKnownAgent) {
       const fallback = raw.fallback === undefined ? [] : typeof raw.fallback === 'string' ? [raw.fallback] : raw.fallback;
       const agents = new Set([raw.agent, ...fallback]);
@@ -601,6 +710,15 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     }
   });
   checkTemplate(null, 'output', shape.output, false);
+  loops.forEach((loop, n) => {
+    const last = loop.steps[loop.steps.length - 1];
+    if (last === undefined) return;
+    try {
+      for (const root of compileCondition(loop.until).references) checkReference(last, root, `until of loop '${loopIds[n]}'`, false);
+    } catch (error) {
+      report(last, 'invalid_condition', `The loop '${loopIds[n]}': \`until\`: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  });
 
   if (problems.length > 0) {
     const sorted = problems
@@ -610,7 +728,7 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     throw problemsError(sorted);
   }
 
-  const compiled: CompiledStep[] = steps.map(({ raw }, i) => {
+  const compiled: CompiledStep[] = steps.map(({ raw, approval }, i) => {
     const prompt = raw.prompt ?? raw.prompt_template;
     const step: CompiledStep = {
       id: idOf(i),
@@ -633,10 +751,15 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     if (raw.parallel_count !== undefined) step.parallelCount = raw.parallel_count;
     if (raw.timeout_ms !== undefined) step.timeoutMs = raw.timeout_ms;
     if (raw.schema !== undefined) step.schema = raw.schema;
+    if (approval) {
+      step.kind = 'approval';
+      step.approval = { message: approval.message, onTimeout: approval.on_timeout ?? 'reject', onReject: approval.on_reject ?? 'fail' };
+      if (approval.timeout_ms !== undefined) step.approval.timeoutMs = approval.timeout_ms;
+    }
     return step;
   });
 
-  const workflow: CompiledWorkflow = { name: shape.name, steps: compiled };
+  const workflow: CompiledWorkflow = { name: shape.name, steps: loops.length > 0 ? unrollLoops(compiled, steps, loops, loopIds) : compiled };
   if (shape.trigger !== undefined) workflow.trigger = shape.trigger;
   if (shape.description !== undefined) workflow.description = shape.description;
   if (shape.output !== undefined) workflow.output = shape.output;
@@ -651,4 +774,73 @@ function stripUndefined(limits: Partial<WorkflowLimits>): Partial<WorkflowLimits
     if (value !== undefined) out[key] = value;
   }
   return out;
+}
+
+/**
+ * Lays each loop out as `max_iterations` copies of its body (`<id>@<n>`) and an end marker (the
+ * loop's id). Copies keep their output names, so `{{name}}` is the latest iteration's result.
+ * Iterations after the first wait for the one before and start with a guard that skips them once
+ * `until` is true; the steps after the loop wait for the marker.
+ */
+function unrollLoops(compiled: CompiledStep[], parsed: readonly ParsedStep[], loops: readonly ParsedLoop[], loopIds: readonly string[]): CompiledStep[] {
+  const loopOfId = new Map<string, number>();
+  parsed.forEach((p, i) => {
+    if (p.loop !== undefined) loopOfId.set(compiled[i]!.id, p.loop);
+  });
+  const bodyIds = loops.map((loop) => new Set(loop.steps.map((i) => compiled[i]!.id)));
+  const exitsOf = loops.map((loop, n) => {
+    const body = bodyIds[n]!;
+    const waitedOn = new Set(loop.steps.flatMap((i) => compiled[i]!.dependsOn.filter((d) => body.has(d))));
+    return loop.steps.map((i) => compiled[i]!).filter((step) => !waitedOn.has(step.id));
+  });
+  // Outside the loop, waiting for any of its body steps means waiting for the whole loop.
+  const outside = (dep: string): string => {
+    const loop = loopOfId.get(dep);
+    return loop === undefined ? dep : loopIds[loop]!;
+  };
+
+  const result: CompiledStep[] = [];
+  const emitted = new Set<number>();
+  compiled.forEach((step, i) => {
+    const loop = parsed[i]?.loop;
+    if (loop === undefined) {
+      result.push({ ...step, dependsOn: [...new Set(step.dependsOn.map(outside))] });
+      return;
+    }
+    if (emitted.has(loop)) return;
+    emitted.add(loop);
+    const spec = loops[loop]!;
+    const id = loopIds[loop]!;
+    const body = bodyIds[loop]!;
+    const max = spec.maxIterations ?? 1;
+    const exits = exitsOf[loop]!;
+    for (let k = 1; k <= max; k++) {
+      for (const index of spec.steps) {
+        const base = compiled[index]!;
+        const inner = base.dependsOn.filter((d) => body.has(d));
+        const isEntry = inner.length === 0;
+        const dependsOn = [
+          ...inner.map((d) => `${d}@${k}`),
+          ...(isEntry && k > 1 ? exits.map((e) => `${e.id}@${k - 1}`) : base.dependsOn.filter((d) => !body.has(d)).map(outside)),
+        ];
+        const copy: CompiledStep = { ...base, id: `${base.id}@${k}`, dependsOn: [...new Set(dependsOn)], iteration: { loop: id, index: k } };
+        if (isEntry && k > 1) copy.loopGuard = { loop: id, until: spec.until, iteration: k };
+        result.push(copy);
+      }
+    }
+    const marker: CompiledStep = {
+      id,
+      output: id,
+      agent: '',
+      kind: 'loop',
+      dependsOn: Array.from({ length: max }, (_, k) => exits.map((e) => `${e.id}@${k + 1}`)).flat(),
+      retry: { attempts: 1, backoffMs: 1000, maxBackoffMs: 30_000 },
+      fallback: [],
+      onError: 'fail',
+      index: 0,
+      loop: { until: spec.until, maxIterations: max, exits: exits.map((e) => e.output), body: spec.steps.map((i) => compiled[i]!.output) },
+    };
+    result.push(marker);
+  });
+  return result.map((step, index) => ({ ...step, index }));
 }

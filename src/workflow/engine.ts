@@ -6,8 +6,8 @@ import { renderTemplate } from './template.ts';
 import { compileCondition } from './condition.ts';
 import type { CompiledStep, CompiledWorkflow, TemplateScope } from './types.ts';
 
-export type StepStatus = 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'cancelled';
-export type RunStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
+export type StepStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+export type RunStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'partial' | 'failed' | 'cancelled';
 
 export type TokenUsage = Record<string, number>;
 
@@ -37,6 +37,8 @@ export interface StepState {
   reason: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  /** A waiting approval decides itself at this time (its timeout). */
+  waitUntil?: string | null;
 }
 
 export interface StepCall {
@@ -81,9 +83,15 @@ export type RunEventType =
   | 'run.failed'
   | 'run.cancelled'
   | 'plan.created'
-  | 'plan.rejected';
+  | 'plan.rejected'
+  | 'step.waiting'
+  | 'step.approved'
+  | 'step.rejected'
+  | 'run.waiting'
+  | 'run.retried';
 
 export interface RunOutcome {
+  /** `waiting`: nothing can go on until a person decides an approval; the run is not over. */
   status: Exclude<RunStatus, 'queued' | 'running'>;
   output: unknown;
   outputs: Record<string, unknown>;
@@ -236,9 +244,12 @@ class Execution {
       await Promise.race(this.#inFlight);
     }
     if (this.#interrupted) throw new RunInterruptedError();
+    const waiting = [...this.#states.values()].some((s) => s.status === 'waiting');
     // Steps that never started because the run was cancelled or failed.
-    for (const state of this.#states.values()) {
-      if (state.status === 'pending') await this.#endStep(state, 'cancelled', { reason: this.#fatal ? 'the run failed' : 'the run was cancelled' });
+    if (this.#fatal || this.#controller.signal.aborted || !waiting) {
+      for (const state of this.#states.values()) {
+        if (state.status === 'pending' || state.status === 'waiting') await this.#endStep(state, 'cancelled', { reason: this.#fatal ? 'the run failed' : 'the run was cancelled' });
+      }
     }
     const outcome = this.#outcome();
     if (this.#o.finish !== false) await this.#o.journal.finish(outcome);
@@ -258,6 +269,9 @@ class Execution {
     for (const saved of this.#o.restored ?? []) {
       // A step that was running when the process stopped is run again.
       const state: StepState = saved.status === 'running' ? { ...saved, status: 'pending' } : { ...saved };
+      // A step that failed for good (a rejected approval, a failure stored before a crash) still ends the run.
+      const step = this.#steps.get(state.stepId);
+      if (state.status === 'failed' && !state.groupId && step?.onError === 'fail') this.#fatal ??= { ...(state.error ?? { code: 'failed', message: 'step failed' }), step_id: state.stepId };
       if (state.groupId) {
         const list = this.#instances.get(state.groupId);
         const index = list?.findIndex((s) => s.stepId === state.stepId) ?? -1;
@@ -306,6 +320,17 @@ class Execution {
       return;
     }
     const scope = this.#scope();
+    if (step.loopGuard) {
+      const done = compileCondition(step.loopGuard.until).evaluate(scope);
+      if (done.ok && done.value) {
+        await this.#skip(state, step, `loop ${step.loopGuard.loop} ended: until is true after iteration ${step.loopGuard.iteration - 1}`);
+        return;
+      }
+    }
+    if (step.kind === 'loop' && step.loop) {
+      await this.#endLoop(step, state, scope);
+      return;
+    }
     if (step.condition) {
       const verdict = compileCondition(step.condition).evaluate(scope);
       if (!verdict.ok) {
@@ -317,11 +342,43 @@ class Execution {
         return;
       }
     }
+    if (step.kind === 'approval' && step.approval) {
+      await this.#wait(step, state, scope);
+      return;
+    }
     if (step.parallelCount) {
       await this.#runGroup(step, state, scope);
       return;
     }
     await this.#runCall(step, state, this.#message(step, { ...scope }));
+  }
+
+  /** An approval step: it waits, durably, until a person (or its timeout) decides. */
+  async #wait(step: CompiledStep, state: StepState, scope: TemplateScope): Promise<void> {
+    const approval = step.approval!;
+    const message = renderTemplate(approval.message, scope);
+    state.status = 'waiting';
+    state.agent = 'human';
+    state.startedAt = now();
+    state.reason = message;
+    state.waitUntil = approval.timeoutMs ? new Date(Date.now() + approval.timeoutMs).toISOString() : null;
+    await this.#o.journal.step(state, { type: 'step.waiting', data: { step_id: state.stepId, message, timeout_at: state.waitUntil, on_timeout: approval.onTimeout } });
+  }
+
+  /** A loop's end: how many iterations ran and whether `until` became true. */
+  async #endLoop(step: CompiledStep, state: StepState, scope: TemplateScope): Promise<void> {
+    const loop = step.loop!;
+    let iterations = 0;
+    for (const candidate of this.#o.workflow.steps) {
+      if (candidate.iteration?.loop === step.id && this.#states.get(candidate.id)?.status === 'completed') iterations = Math.max(iterations, candidate.iteration.index);
+    }
+    const verdict = compileCondition(loop.until).evaluate(scope);
+    const converged = verdict.ok && verdict.value;
+    state.result = { iterations, converged, max_iterations: loop.maxIterations };
+    state.startedAt = now();
+    state.latencyMs = 0;
+    const reason = converged ? null : `stopped at max_iterations (${loop.maxIterations}) without until being true: ${loop.until}`;
+    await this.#endStep(state, 'completed', reason ? { reason } : {});
   }
 
   async #runGroup(step: CompiledStep, group: StepState, scope: TemplateScope): Promise<void> {
@@ -512,13 +569,20 @@ class Execution {
 
   #scope(): TemplateScope {
     const outputs: Record<string, unknown> = {};
+    const histories: Record<string, unknown[]> = {};
+    // In document order, so a name shared by loop iterations ends up with the latest result.
     for (const step of this.#o.workflow.steps) {
       const state = this.#states.get(step.id);
-      const value = state?.status === 'completed' ? state.result : null;
+      const completed = state?.status === 'completed';
+      const value = completed ? state.result : null;
       outputs[step.id] = value;
-      outputs[step.output] = value;
+      if (completed || !(step.output in outputs)) outputs[step.output] = value;
+      if (step.iteration) {
+        const history = (histories[step.output] ??= []);
+        if (completed) history.push(value);
+      }
     }
-    return { input: this.#o.input, context: this.#o.context, outputs };
+    return { input: this.#o.input, context: this.#o.context, outputs, histories };
   }
 
   /** The message an agent receives for a step: its prompt, else its instructions, `Action:` and input. */
@@ -535,7 +599,20 @@ class Execution {
    */
   #defaultInput(step: CompiledStep): string {
     if (step.dependsOn.length === 0) return this.#o.input;
-    const deps = step.dependsOn.map((id) => this.#states.get(id)!).filter((s) => s.status === 'completed' || s.status === 'failed');
+    // After a loop: its last completed iteration's outputs. Within a loop: the latest per name.
+    const ids = step.dependsOn.flatMap((id) => {
+      const dep = this.#steps.get(id);
+      if (dep?.kind !== 'loop' || !dep.loop) return [id];
+      const exits = this.#o.workflow.steps.filter((s) => s.iteration?.loop === dep.id && dep.loop!.exits.includes(s.output) && this.#states.get(s.id)?.status === 'completed');
+      return exits.map((s) => s.id);
+    });
+    const latest = new Map<string, StepState>();
+    for (const id of ids) {
+      const state = this.#states.get(id);
+      const name = this.#steps.get(id)?.output ?? id;
+      if (state && (state.status === 'completed' || state.status === 'failed')) latest.set(name, state);
+    }
+    const deps = [...latest.values()];
     if (deps.length === 1 && deps[0]!.status === 'completed') return asText(deps[0]!.result);
     return deps
       .map((s) => {
@@ -572,6 +649,7 @@ class Execution {
     }
     if (this.#fatal) return { status: 'failed', output: null, outputs, usage, costUsd, error: this.#fatal };
     if (this.#controller.signal.aborted) return { status: 'cancelled', output: null, outputs, usage, costUsd, error: null };
+    if (all.some((s) => s.status === 'waiting')) return { status: 'waiting', output: null, outputs, usage, costUsd, error: null };
     const failed = all.find((s) => s.status === 'failed');
     return { status: failed ? 'partial' : 'completed', output, outputs, usage, costUsd, error: null };
   }

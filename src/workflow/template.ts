@@ -207,6 +207,10 @@ export function resolvePath(value: unknown, path: readonly PathSegment[]): unkno
 
 /** The value a reference names in the scope (undefined when missing). */
 export function resolveReference(scope: TemplateScope, ref: TemplateReference): unknown {
+  // `{{name.history}}`: every iteration's result of a loop body output.
+  const [first, ...rest] = ref.path;
+  const history = scope.histories && Object.hasOwn(scope.histories, ref.root) ? scope.histories[ref.root] : undefined;
+  if (history && first?.kind === 'field' && first.name === 'history') return resolvePath(history, rest);
   return resolvePath(resolveRoot(scope, ref.root), ref.path);
 }
 

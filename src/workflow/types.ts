@@ -45,6 +45,31 @@ export interface CompiledStep {
   instructions?: string;
   /** How the step is named when its output is handed to a later step (default: its agent). */
   label?: string;
+  /** `agent` (default): a call; `approval`: waits for a person; `loop`: the end marker of a loop. */
+  kind?: 'agent' | 'approval' | 'loop';
+  /** An approval step's settings. */
+  approval?: {
+    /** Template of what the person is asked. */
+    message: string;
+    timeoutMs?: number;
+    /** What a timeout decides. Default reject. */
+    onTimeout: 'approve' | 'reject';
+    /** `fail` (default): a rejection fails the step (and, with on_error fail, the run); `continue`: the step completes with approved false. */
+    onReject: 'fail' | 'continue';
+  };
+  /** A loop's end marker: what ends the loop and what it is made of. */
+  loop?: {
+    until: string;
+    maxIterations: number;
+    /** Output names of the body steps that end an iteration. */
+    exits: string[];
+    /** Output names of every body step. */
+    body: string[];
+  };
+  /** A loop body step copy: its loop and iteration (1-based). */
+  iteration?: { loop: string; index: number };
+  /** The first steps of iterations after the first: skipped once the loop's `until` is true. */
+  loopGuard?: { loop: string; until: string; iteration: number };
 }
 
 export interface CompiledWorkflow {
@@ -75,6 +100,7 @@ export interface WorkflowProblem {
     | 'unreachable_step'
     | 'invalid_condition'
     | 'invalid_template'
+    | 'invalid_loop'
     | 'limit_exceeded';
   message: string;
 }
@@ -88,6 +114,8 @@ export interface WorkflowLimits {
   maxDepth: number;
   /** Largest template (prompt, input, condition, output), in bytes. Default 65 536. */
   maxTemplateBytes: number;
+  /** Largest `max_iterations` of a loop. Default 10. */
+  maxLoopIterations: number;
 }
 
 export const DEFAULT_WORKFLOW_LIMITS: Readonly<WorkflowLimits> = {
@@ -95,6 +123,7 @@ export const DEFAULT_WORKFLOW_LIMITS: Readonly<WorkflowLimits> = {
   maxParallelCount: 1000,
   maxDepth: 8,
   maxTemplateBytes: 64 * 1024,
+  maxLoopIterations: 10,
 };
 
 /** What templates and conditions can name. */
@@ -106,4 +135,6 @@ export interface TemplateScope {
   outputs: Record<string, unknown>;
   /** Index of a `parallel_count` instance (0-based), when rendering an instance's prompt. */
   instance?: number;
+  /** Every iteration's result of loop body outputs, oldest first (`{{name.history}}`). */
+  histories?: Record<string, unknown[]>;
 }

@@ -139,6 +139,26 @@ describe('ensemble/client', () => {
     });
     expect(hooked.status).toBe(202);
 
+    // Run control: retry from failure, approve and reject.
+    await client.agents.create({ name: 'client-gem', provider: 'gemini', model: 'gemini-2.5-flash', api_key: 'key-gemini-e2e-123456', config: { base_url: e.fake('gemini').baseUrl } });
+    await client.workflows.create({ name: 'fail-flow', steps: [{ id: 'one', agent: 'client-gem' }] });
+    e.fake('gemini').enqueue({ status: 400, errorMessage: 'broken' });
+    const failed = await client.workflows.execute('fail-flow', { input: 'will fail' });
+    expect(failed.status).toBe('failed');
+    const retried = await client.runs.retry(failed.run_id);
+    used.add('POST /api/v1/runs/{run_id}/retry');
+    expect(retried.attempt).toBe(2);
+    await client.workflows.create({ name: 'gate-flow', steps: [{ id: 'gate', type: 'approval', message: 'ok?' }, { id: 'after', agent: 'client-agent' }] });
+    const waiting = await client.workflows.execute('gate-flow', { input: 'x' });
+    expect(waiting.status).toBe('waiting');
+    expect((await client.runs.approve(waiting.run_id, 'gate', 'fine')).status).toBe('queued');
+    used.add('POST /api/v1/runs/{run_id}/steps/{step_id}/approve');
+    const waitingAgain = await client.workflows.execute('gate-flow', { input: 'y' });
+    await client.runs.reject(waitingAgain.run_id, 'gate', 'no');
+    used.add('POST /api/v1/runs/{run_id}/steps/{step_id}/reject');
+    const notWaiting = await client.runs.approve(waitingAgain.run_id, 'gate').catch((error: unknown) => error);
+    expect(notWaiting).toMatchObject({ status: 409, code: 'conflict' });
+
     await client.workflows.delete('client-flow');
     used.add('DELETE /api/v1/workflows/{id_or_name}');
     await client.agents.delete('client-agent');

@@ -376,3 +376,58 @@ describe('fake Anthropic through @ai-sdk/anthropic', () => {
     expect((error as APICallError).responseHeaders?.['retry-after']).toBe('2');
   });
 });
+
+describe('fake Anthropic tool use through @anthropic-ai/sdk', () => {
+  const tools: Anthropic.Tool[] = [
+    { name: 'get_weather', description: 'Weather of a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+  ];
+  const calls = [
+    { id: 'toolu_paris', name: 'get_weather', args: { city: 'Paris' } },
+    { id: 'toolu_rome', name: 'get_weather', args: { city: 'Rome' } },
+  ];
+
+  it('answers tool_use blocks with stop_reason tool_use, and accepts the tool_result blocks that answer them', async () => {
+    fake.enqueue({ text: 'Checking.', toolCalls: calls }, { text: 'Both mild.' });
+    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Weather in Paris and Rome?' }];
+    const first = await sdk().messages.create({ model: SDK_MODEL, max_tokens: 256, messages, tools });
+    expect(first.stop_reason).toBe('tool_use');
+    expect(first.content).toEqual([
+      { type: 'text', text: 'Checking.' },
+      { type: 'tool_use', id: 'toolu_paris', name: 'get_weather', input: { city: 'Paris' } },
+      { type: 'tool_use', id: 'toolu_rome', name: 'get_weather', input: { city: 'Rome' } },
+    ]);
+
+    messages.push(
+      { role: 'assistant', content: first.content },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 'toolu_paris', content: '18' },
+          { type: 'tool_result', tool_use_id: 'toolu_rome', content: 'service down', is_error: true },
+        ],
+      },
+    );
+    const second = await sdk().messages.create({ model: SDK_MODEL, max_tokens: 256, messages, tools });
+    expect(second.content).toEqual([{ type: 'text', text: 'Both mild.' }]);
+
+    // An unanswered tool_use is refused, as the API does.
+    const unanswered = await sdk()
+      .messages.create({ model: SDK_MODEL, max_tokens: 256, tools, messages: [...messages.slice(0, 2), { role: 'user', content: 'go on' }] })
+      .catch((e: unknown) => e);
+    expect(unanswered).toBeInstanceOf(Anthropic.BadRequestError);
+  });
+
+  it('streams each tool_use block with input_json_delta pieces the SDK assembles', async () => {
+    fake.enqueue({ toolCalls: calls });
+    const stream = sdk().messages.stream({ model: SDK_MODEL, max_tokens: 256, messages: [{ role: 'user', content: 'x' }], tools });
+    const partials: string[] = [];
+    stream.on('inputJson', (partial) => partials.push(partial));
+    const message = await stream.finalMessage();
+    expect(message.stop_reason).toBe('tool_use');
+    expect(message.content.map((b) => (b.type === 'tool_use' ? [b.id, b.input] : b.type))).toEqual([
+      ['toolu_paris', { city: 'Paris' }],
+      ['toolu_rome', { city: 'Rome' }],
+    ]);
+    expect(partials.length).toBeGreaterThan(2);
+  });
+});

@@ -10,6 +10,12 @@
  * - Auth through `x-api-key` (or `Authorization: Bearer <key>`, which `@anthropic-ai/sdk` 1.x
  *   sends); `anthropic-version` is required on every call.
  *
+ * Tool use: a reply with `toolCalls` answers with `tool_use` content blocks (after a text block
+ * when the script has text) and stop_reason "tool_use"; streamed, each block opens with
+ * content_block_start and its input arrives as `input_json_delta` pieces. A follow-up request
+ * must answer every `tool_use` with a `tool_result` block in the next user turn, as the API
+ * checks (400 otherwise), and must still define its tools.
+ *
  * Structured output is answered the way the request asked for it:
  * - Forced tool use (`tool_choice` `{type:"tool"}` or `{type:"any"}`), which is how
  *   `@ai-sdk/anthropic` asks models without native structured output (e.g.
@@ -28,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
   applyDelay,
+  argumentPieces,
   header,
   replyChunks,
   replyText,
@@ -37,6 +44,7 @@ import {
   splitText,
   startFake,
   startStream,
+  toolReplyText,
   writeSse,
 } from './harness.ts';
 import type { FakeReply, FakeUsage, FakeVendor, RecordedRequest, StartOptions, VendorContext } from './harness.ts';
@@ -194,6 +202,14 @@ function validateMessagesBody(body: unknown): string | undefined {
   }
   if (!Array.isArray(body.messages)) return 'messages: Field required';
   if (body.messages.length === 0) return 'messages: at least one message is required';
+  const toolTurn = toolTurnError(body.messages as unknown[]);
+  if (toolTurn) return toolTurn;
+  const usesTools = (body.messages as unknown[]).some(
+    (m) => isRecord(m) && Array.isArray(m.content) && (m.content as unknown[]).some((b) => isRecord(b) && (b.type === 'tool_use' || b.type === 'tool_result')),
+  );
+  if (usesTools && !(Array.isArray(body.tools) && body.tools.length > 0)) {
+    return 'Requests which include `tool_use` or `tool_result` blocks must define tools.';
+  }
   return undefined;
 }
 
@@ -222,17 +238,18 @@ async function handleMessages(ctx: VendorContext): Promise<void> {
 
   const model = body.model as string;
   const usage = replyUsage(reply);
-  const toolName = forcedToolName(body);
+  const blocks = planBlocks(body, reply);
+  const calling = blocks.some((b) => b.type === 'tool_use');
   // Native structured output needs no branch: replyText already serializes reply.json.
-  const stopReason = reply.finish === 'length' ? 'max_tokens' : toolName ? 'tool_use' : 'end_turn';
+  const stopReason = reply.finish === 'length' ? 'max_tokens' : calling ? 'tool_use' : 'end_turn';
   const id = newId('msg');
   const requestId = newId('req');
   const headers = { 'request-id': requestId, ...reply.headers };
 
   if (body.stream !== true) {
-    const content = toolName
-      ? [{ type: 'tool_use', id: newId('toolu'), name: toolName, input: toolInput(reply) }]
-      : [{ type: 'text', text: replyText(reply, ANTHROPIC_DEFAULT_TEXT) }];
+    const content = blocks.map((b) =>
+      b.type === 'text' ? { type: 'text', text: b.pieces.join('') } : { type: 'tool_use', id: b.id, name: b.name, input: b.input },
+    );
     sendJson(
       res,
       200,
@@ -277,20 +294,22 @@ async function handleMessages(ctx: VendorContext): Promise<void> {
     'message_start',
   );
 
-  const block = toolName
-    ? { type: 'tool_use', id: newId('toolu'), name: toolName, input: {} }
-    : { type: 'text', text: '' };
-  writeSse(res, { type: 'content_block_start', index: 0, content_block: block }, 'content_block_start');
-  writeSse(res, { type: 'ping' }, 'ping');
-
-  const pieces = toolName ? splitText(JSON.stringify(toolInput(reply))) : replyChunks(reply, ANTHROPIC_DEFAULT_TEXT);
-  for (const [i, piece] of pieces.entries()) {
-    if (i > 0 && !(await pause(ctx, reply.chunkDelayMs))) return;
-    const delta = toolName ? { type: 'input_json_delta', partial_json: piece } : { type: 'text_delta', text: piece };
-    writeSse(res, { type: 'content_block_delta', index: 0, delta }, 'content_block_delta');
+  let first = true;
+  for (const [index, b] of blocks.entries()) {
+    const start = b.type === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', id: b.id, name: b.name, input: {} };
+    writeSse(res, { type: 'content_block_start', index, content_block: start }, 'content_block_start');
+    if (index === 0) writeSse(res, { type: 'ping' }, 'ping');
+    // Like the API, a tool_use block's input starts with an empty partial_json.
+    const pieces = b.type === 'tool_use' ? ['', ...b.pieces] : b.pieces;
+    for (const piece of pieces) {
+      if (!first && piece !== '' && !(await pause(ctx, reply.chunkDelayMs))) return;
+      if (piece !== '') first = false;
+      const delta = b.type === 'tool_use' ? { type: 'input_json_delta', partial_json: piece } : { type: 'text_delta', text: piece };
+      writeSse(res, { type: 'content_block_delta', index, delta }, 'content_block_delta');
+    }
+    if (!(await pause(ctx, reply.chunkDelayMs))) return;
+    writeSse(res, { type: 'content_block_stop', index }, 'content_block_stop');
   }
-  if (!(await pause(ctx, reply.chunkDelayMs))) return;
-  writeSse(res, { type: 'content_block_stop', index: 0 }, 'content_block_stop');
 
   // The documented message_delta usage is cumulative, so it repeats the input counts.
   writeSse(
@@ -304,6 +323,71 @@ async function handleMessages(ctx: VendorContext): Promise<void> {
   );
   writeSse(res, { type: 'message_stop' }, 'message_stop');
   res.end();
+}
+
+type Block =
+  | { type: 'text'; pieces: string[] }
+  | { type: 'tool_use'; id: string; name: string; input: unknown; pieces: string[] };
+
+/**
+ * The content blocks of the answer: the scripted tool calls (after any scripted text), else a
+ * forced tool's call carrying the JSON answer, else text.
+ */
+function planBlocks(body: Record<string, any>, reply: FakeReply): Block[] {
+  if (reply.toolCalls?.length) {
+    const text = toolReplyText(reply);
+    const blocks: Block[] = text ? [{ type: 'text', pieces: reply.chunks ?? splitText(text) }] : [];
+    for (const call of reply.toolCalls) {
+      blocks.push({ type: 'tool_use', id: call.id ?? newId('toolu'), name: call.name, input: call.args, pieces: argumentPieces(JSON.stringify(call.args)) });
+    }
+    return blocks;
+  }
+  const toolName = forcedToolName(body);
+  if (toolName) {
+    const input = toolInput(reply);
+    return [{ type: 'tool_use', id: newId('toolu'), name: toolName, input, pieces: splitText(JSON.stringify(input)) }];
+  }
+  return [{ type: 'text', pieces: replyChunks(reply, ANTHROPIC_DEFAULT_TEXT) }];
+}
+
+/**
+ * The API's check of a tool round trip: every `tool_use` of an assistant turn must be answered
+ * by a `tool_result` in the user turn right after it, and every `tool_result` must answer one.
+ */
+function toolTurnError(messages: unknown[]): string | undefined {
+  for (const [i, message] of messages.entries()) {
+    if (!isRecord(message)) continue;
+    const blocks = Array.isArray(message.content) ? (message.content as unknown[]).filter(isRecord) : [];
+    const previous = messages[i - 1];
+    if (message.role === 'user') {
+      const asked = new Set(
+        (isRecord(previous) && previous.role === 'assistant' && Array.isArray(previous.content) ? (previous.content as unknown[]) : [])
+          .filter(isRecord)
+          .filter((b) => b.type === 'tool_use')
+          .map((b) => b.id as string),
+      );
+      for (const block of blocks) {
+        if (block.type === 'tool_result' && !asked.has(block.tool_use_id as string)) {
+          return `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${String(block.tool_use_id)}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`;
+        }
+      }
+    }
+    if (message.role === 'assistant') {
+      const next = messages[i + 1];
+      if (next === undefined) continue;
+      const answered = new Set(
+        (isRecord(next) && Array.isArray(next.content) ? (next.content as unknown[]) : [])
+          .filter(isRecord)
+          .filter((b) => b.type === 'tool_result')
+          .map((b) => b.tool_use_id as string),
+      );
+      const missing = blocks.filter((b) => b.type === 'tool_use' && !answered.has(b.id as string)).map((b) => String(b.id));
+      if (missing.length > 0) {
+        return `messages.${i + 1}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`;
+      }
+    }
+  }
+  return undefined;
 }
 
 function handleModels(ctx: VendorContext): void {

@@ -338,3 +338,47 @@ describe('fake Gemini through @ai-sdk/google', () => {
     expect((error as APICallError).responseHeaders?.['retry-after']).toBe('2');
   });
 });
+
+describe('fake Gemini function calling through @google/genai', () => {
+  const tools = [{ functionDeclarations: [{ name: 'get_weather', description: 'Weather', parametersJsonSchema: { type: 'object', properties: { city: { type: 'string' } } } }] }];
+
+  it('answers functionCall parts, and accepts the functionResponse parts that answer them', async () => {
+    fake.enqueue({ toolCalls: [{ name: 'get_weather', args: { city: 'Paris' } }, { id: 'fc-2', name: 'get_weather', args: { city: 'Rome' } }] }, { text: 'Both mild.' });
+    const first = await sdk().models.generateContent({ model: MODEL, contents: 'Paris and Rome?', config: { tools } });
+    expect(first.functionCalls).toEqual([
+      { name: 'get_weather', args: { city: 'Paris' } },
+      { id: 'fc-2', name: 'get_weather', args: { city: 'Rome' } },
+    ]);
+    expect(first.candidates?.[0]?.finishReason).toBe('STOP');
+
+    const history = [
+      { role: 'user', parts: [{ text: 'Paris and Rome?' }] },
+      first.candidates![0]!.content!,
+    ];
+    const second = await sdk().models.generateContent({
+      model: MODEL,
+      config: { tools },
+      contents: [
+        ...history,
+        { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { celsius: 18 } } }, { functionResponse: { id: 'fc-2', name: 'get_weather', response: { celsius: 24 } } }] },
+      ],
+    });
+    expect(second.text).toBe('Both mild.');
+
+    // One response for two calls is refused, as the API does.
+    const short = await sdk()
+      .models.generateContent({ model: MODEL, config: { tools }, contents: [...history, { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: {} } }] }] })
+      .catch((e: unknown) => e);
+    expect(short).toBeInstanceOf(ApiError);
+    expect((short as ApiError).status).toBe(400);
+  });
+
+  it('streams the calls whole, in the last chunk', async () => {
+    fake.enqueue({ text: 'Looking.', toolCalls: [{ name: 'get_weather', args: { city: 'Oslo' } }] });
+    const chunks = [];
+    for await (const chunk of await sdk().models.generateContentStream({ model: MODEL, contents: 'Oslo?', config: { tools } })) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.at(-1)?.functionCalls).toEqual([{ name: 'get_weather', args: { city: 'Oslo' } }]);
+    expect(chunks.slice(0, -1).map((c) => c.text).join('')).toBe('Looking.');
+  });
+});

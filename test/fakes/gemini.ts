@@ -18,6 +18,11 @@
  * uses for a "json" response tool when structured output is combined with function tools) gets a
  * `functionCall` part whose args are `reply.json`.
  *
+ * Function calling: a reply with `toolCalls` answers `functionCall` parts (after a text part when
+ * the script has text), finishReason STOP as the API does; streamed, the calls arrive whole in the
+ * last record. The turn after a model turn with calls must carry one `functionResponse` part per
+ * call (400 otherwise, as the API answers).
+ *
  * Token counts: {@link FakeUsage} is read the way the AI SDK normalizes usage, so every fake
  * yields the same `result.usage` for the same script. Gemini's `promptTokenCount` already
  * includes cached tokens, while `candidatesTokenCount` excludes thinking, hence
@@ -34,7 +39,9 @@ import {
   sendJson,
   sleep,
   startFake,
+  splitText,
   startStream,
+  toolReplyText,
   writeSse,
 } from './harness.ts';
 import type { FakeReply, FakeUsage, FakeVendor, StartOptions, VendorContext } from './harness.ts';
@@ -226,6 +233,36 @@ function validateGenerateBody(body: unknown): string | undefined {
   if (!Array.isArray(contents) || contents.length === 0) {
     return '* GenerateContentRequest.contents: contents is not specified\n';
   }
+  return functionTurnError(contents as unknown[]);
+}
+
+/** A scripted reply's function calls as `functionCall` parts (with an id only when scripted). */
+function scriptedCalls(reply: FakeReply): unknown[] | undefined {
+  if (!reply.toolCalls?.length) return undefined;
+  return reply.toolCalls.map((call) => ({
+    functionCall: { ...(call.id !== undefined && { id: call.id }), name: call.name, args: call.args ?? {} },
+  }));
+}
+
+function partsOf(content: unknown): unknown[] {
+  const parts = field(content, 'parts');
+  return Array.isArray(parts) ? (parts as unknown[]) : [];
+}
+
+/**
+ * The API's check of a function round trip: the turn after a model turn with function calls
+ * must answer each of them with a `functionResponse` part.
+ */
+function functionTurnError(contents: unknown[]): string | undefined {
+  for (const [i, content] of contents.entries()) {
+    const calls = partsOf(content).filter((p) => field(p, 'functionCall') !== undefined).length;
+    const next = contents[i + 1];
+    if (calls === 0 || next === undefined) continue;
+    const responses = partsOf(next).filter((p) => field(p, 'functionResponse') !== undefined).length;
+    if (responses !== calls) {
+      return 'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.';
+    }
+  }
   return undefined;
 }
 
@@ -269,18 +306,32 @@ async function handleGenerate(ctx: VendorContext, modelId: string, streaming: bo
     responseId,
   });
 
+  const scripted = scriptedCalls(reply);
   if (!streaming) {
-    const parts = functionName
-      ? [{ functionCall: { name: functionName, args: functionArgs(reply) } }]
-      : [{ text: replyText(reply, GEMINI_DEFAULT_TEXT) }];
+    let parts: unknown[];
+    if (scripted) {
+      const text = toolReplyText(reply);
+      parts = [...(text ? [{ text }] : []), ...scripted];
+    } else {
+      parts = functionName
+        ? [{ functionCall: { name: functionName, args: functionArgs(reply) } }]
+        : [{ text: replyText(reply, GEMINI_DEFAULT_TEXT) }];
+    }
     sendJson(res, 200, frame(parts, true), reply.headers);
     return;
   }
 
-  // A function call arrives whole in one record; text arrives in pieces.
-  const partsPerFrame = functionName
-    ? [[{ functionCall: { name: functionName, args: functionArgs(reply) } }]]
-    : replyChunks(reply, GEMINI_DEFAULT_TEXT).map((text) => [{ text }]);
+  // Function calls arrive whole, together in the last record; text arrives in pieces before them.
+  let partsPerFrame: unknown[][];
+  if (scripted) {
+    const text = toolReplyText(reply);
+    const textFrames = text ? (reply.chunks ?? splitText(text)).map((t) => [{ text: t }]) : [];
+    partsPerFrame = [...textFrames, scripted];
+  } else {
+    partsPerFrame = functionName
+      ? [[{ functionCall: { name: functionName, args: functionArgs(reply) } }]]
+      : replyChunks(reply, GEMINI_DEFAULT_TEXT).map((text) => [{ text }]);
+  }
   const sse = record.query.get('alt') === 'sse';
   startStream(res, sse ? 'text/event-stream' : 'application/json; charset=UTF-8', reply.headers);
   if (!sse) res.write('[');

@@ -17,7 +17,13 @@ export interface FakeReply {
    * structured-output mode (JSON text, or a tool call where the client asked through a tool).
    */
   json?: unknown;
-  /** Token counts the vendor reports. Default: input 11, output 7. */
+  /**
+   * Tool calls the model makes in this reply (one model step), rendered in the vendor's wire
+   * format (and its tool-call stop reason). Text comes first only when `text` or `chunks` is set
+   * explicitly, as the words a model writes before calling. Takes precedence over `json`.
+   */
+  toolCalls?: FakeToolCall[];
+  /** Token counts the vendor reports (for this step, with `toolCalls`). Default: input 11, output 7. */
   usage?: FakeUsage;
   /** Why generation stopped. Default: 'stop'. */
   finish?: 'stop' | 'length';
@@ -31,6 +37,15 @@ export interface FakeReply {
   delayMs?: number;
   /** Wait this long between streamed chunks. */
   chunkDelayMs?: number;
+}
+
+/** One tool call of a scripted reply. */
+export interface FakeToolCall {
+  /** The vendor's call id. Default: a random id in the vendor's style (none where the vendor sends none). */
+  id?: string;
+  name: string;
+  /** The arguments, as the model would send them (an object for every real tool). */
+  args: unknown;
 }
 
 export interface FakeUsage {
@@ -119,6 +134,17 @@ export function replyText(reply: FakeReply, fallbackText: string): string {
   if (reply.json !== undefined) return JSON.stringify(reply.json);
   if (reply.chunks) return reply.chunks.join('');
   return reply.text ?? fallbackText;
+}
+
+/** Text a tool-calling reply writes before its calls: only what the script set explicitly. */
+export function toolReplyText(reply: FakeReply): string | undefined {
+  if (reply.chunks) return reply.chunks.join('');
+  return reply.text;
+}
+
+/** The pieces a tool call's JSON arguments are streamed in (never empty). */
+export function argumentPieces(args: string): string[] {
+  return splitText(args, 3);
 }
 
 export function replyUsage(reply: FakeReply): FakeUsage {

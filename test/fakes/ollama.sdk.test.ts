@@ -390,3 +390,47 @@ describe('fake ollama, driven by ollama-ai-provider-v2 through the AI SDK', () =
     });
   });
 });
+
+describe('fake ollama tool calls, driven by the official ollama client', () => {
+  let client: Ollama;
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+
+  beforeEach(async () => {
+    fake = await startFakeOllama();
+    client = new Ollama({ host: fake.url });
+  });
+
+  it('answers message.tool_calls with object arguments, and accepts role tool messages', async () => {
+    fake.enqueue({ toolCalls: [{ name: 'get_weather', args: { city: 'Paris' } }, { id: 'call_2', name: 'get_weather', args: { city: 'Rome' } }] }, { text: 'Both mild.' });
+    const first = await client.chat({ model: MODEL, messages: [{ role: 'user', content: 'Paris and Rome?' }], tools, stream: false });
+    expect(first.done_reason).toBe('stop');
+    expect(first.message.tool_calls).toEqual([
+      { function: { index: 0, name: 'get_weather', arguments: { city: 'Paris' } } },
+      { id: 'call_2', function: { index: 1, name: 'get_weather', arguments: { city: 'Rome' } } },
+    ]);
+    const second = await client.chat({
+      model: MODEL,
+      tools,
+      stream: false,
+      messages: [
+        { role: 'user', content: 'Paris and Rome?' },
+        first.message,
+        { role: 'tool', content: '18', tool_name: 'get_weather' },
+        { role: 'tool', content: '24', tool_name: 'get_weather' },
+      ],
+    });
+    expect(second.message.content).toBe('Both mild.');
+  });
+
+  it('streams the calls whole in one chunk before the closing one', async () => {
+    fake.enqueue({ text: 'Looking.', toolCalls: [{ name: 'get_weather', args: { city: 'Oslo' } }] });
+    const chunks = [];
+    for await (const chunk of await client.chat({ model: MODEL, messages: [{ role: 'user', content: 'Oslo?' }], tools, stream: true })) chunks.push(chunk);
+    const withCalls = chunks.filter((c) => c.message.tool_calls?.length);
+    expect(withCalls).toHaveLength(1);
+    expect(withCalls[0]!.done).toBe(false);
+    expect(withCalls[0]!.message.tool_calls).toEqual([{ function: { index: 0, name: 'get_weather', arguments: { city: 'Oslo' } } }]);
+    expect(chunks.at(-1)?.done).toBe(true);
+    expect(chunks.map((c) => c.message.content).join('')).toBe('Looking.');
+  });
+});

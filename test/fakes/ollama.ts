@@ -10,6 +10,10 @@
  *   `temperature`/`max_output_tokens` do nothing; only `options.*` steers sampling. The fake
  *   records everything and leaves it to tests to assert where a field landed.
  * - Metrics are Go `omitempty`: a zero count is left out, not sent as 0.
+ * - Tool calls (a reply with `toolCalls`, /api/chat only) come as `message.tool_calls` with
+ *   `function.arguments` as an object, never a JSON string; streamed, whole, in one object of
+ *   their own before the closing one. `done_reason` stays "stop". Tool results come back as
+ *   `role: "tool"` messages, which Ollama accepts without cross-checking ids.
  */
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -20,8 +24,10 @@ import {
   replyText,
   replyUsage,
   sleep,
+  splitText,
   startFake,
   startStream,
+  toolReplyText,
   type FakeReply,
   type FakeVendor,
   type StartOptions,
@@ -169,7 +175,8 @@ async function generate(ctx: VendorContext, endpoint: Endpoint): Promise<void> {
     await streamAnswer(ctx, endpoint, request, reply, startedNs);
     return;
   }
-  const whole = finalObject(endpoint, request, reply, replyText(reply, FALLBACK_TEXT), startedNs);
+  const text = reply.toolCalls?.length ? (toolReplyText(reply) ?? '') : replyText(reply, FALLBACK_TEXT);
+  const whole = finalObject(endpoint, request, reply, text, startedNs, true);
   sendOllamaJson(res, 200, whole, reply.headers);
 }
 
@@ -379,17 +386,39 @@ async function streamAnswer(
 ): Promise<void> {
   const { res } = ctx;
   startStream(res, 'application/x-ndjson', reply.headers);
-  const chunks = replyChunks(reply, FALLBACK_TEXT);
+  const calls = endpoint === 'chat' ? toolCallsOf(reply) : undefined;
+  let chunks: string[];
+  if (calls) {
+    const text = toolReplyText(reply);
+    chunks = text ? (reply.chunks ?? splitText(text)) : [];
+  } else {
+    chunks = replyChunks(reply, FALLBACK_TEXT);
+  }
   for (const [index, chunk] of chunks.entries()) {
     if (index > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
     if (clientGone(ctx)) return;
     writeLine(res, deltaObject(endpoint, request.model, chunk));
   }
+  if (calls) {
+    // The parser hands over whole tool calls, in one object of their own.
+    if (chunks.length > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
+    if (clientGone(ctx)) return;
+    writeLine(res, { model: request.model, created_at: new Date().toISOString(), message: { role: 'assistant', content: '', tool_calls: calls }, done: false });
+  }
   if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
   if (clientGone(ctx)) return;
   // The closing object carries no text: the runner reports completion separately from tokens.
-  writeLine(res, finalObject(endpoint, request, reply, '', startedNs));
+  writeLine(res, finalObject(endpoint, request, reply, '', startedNs, false));
   res.end();
+}
+
+/** A scripted reply's tool calls as `message.tool_calls` (arguments as an object, like Ollama). */
+function toolCallsOf(reply: FakeReply): Record<string, unknown>[] | undefined {
+  if (!reply.toolCalls?.length) return undefined;
+  return reply.toolCalls.map((call, index) => ({
+    ...(call.id !== undefined && { id: call.id }),
+    function: { index, name: call.name, arguments: call.args ?? {} },
+  }));
 }
 
 function deltaObject(endpoint: Endpoint, model: string, text: string): Record<string, unknown> {
@@ -406,10 +435,15 @@ function finalObject(
   reply: FakeReply,
   text: string,
   startedNs: bigint,
+  withCalls: boolean,
 ): Record<string, unknown> {
   const head = { model: request.model, created_at: new Date().toISOString() };
+  // Ollama says "stop" after tool calls too; clients look at message.tool_calls.
   const tail = { done: true, done_reason: reply.finish ?? 'stop', ...metrics(reply, startedNs) };
-  if (endpoint === 'chat') return { ...head, message: { role: 'assistant', content: text }, ...tail };
+  if (endpoint === 'chat') {
+    const calls = withCalls ? toolCallsOf(reply) : undefined;
+    return { ...head, message: { role: 'assistant', content: text, ...(calls && { tool_calls: calls }) }, ...tail };
+  }
   if (request.raw) return { ...head, response: text, ...tail };
   return { ...head, response: text, ...tail, context: contextTokens(reply) };
 }

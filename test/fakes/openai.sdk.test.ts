@@ -608,3 +608,108 @@ describe('AI SDK: groq structured output through its json tool', () => {
     expect((await result.usage).inputTokens).toBe(23);
   });
 });
+
+describe.each(VENDORS)('$name fake: tool calls through the openai SDK (Chat Completions)', (vendor) => {
+  let fake: OpenAIFamilyFake;
+  let client: OpenAI;
+  const tools = [
+    { type: 'function' as const, function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
+  ];
+
+  beforeAll(async () => {
+    fake = await vendor.start();
+    client = new OpenAI({ apiKey: fake.apiKey, baseURL: fake.baseUrl, maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  const calls = [
+    { id: 'call_paris', name: 'get_weather', args: { city: 'Paris' } },
+    { id: 'call_rome', name: 'get_weather', args: { city: 'Rome' } },
+  ];
+
+  it('answers tool_calls with finish_reason tool_calls, and accepts the tool messages that answer them', async () => {
+    fake.enqueue({ toolCalls: calls }, { text: 'Both mild.' });
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Paris and Rome?' }];
+    const first = await client.chat.completions.create({ model: vendor.model, messages, tools });
+    const choice = first.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.tool_calls?.map((c) => (c.type === 'function' ? [c.id, c.function.name, JSON.parse(c.function.arguments)] : []))).toEqual([
+      ['call_paris', 'get_weather', { city: 'Paris' }],
+      ['call_rome', 'get_weather', { city: 'Rome' }],
+    ]);
+
+    messages.push(choice.message, { role: 'tool', tool_call_id: 'call_paris', content: '18' }, { role: 'tool', tool_call_id: 'call_rome', content: '24' });
+    const second = await client.chat.completions.create({ model: vendor.model, messages, tools });
+    expect(second.choices[0]!.message.content).toBe('Both mild.');
+
+    // A call left unanswered is refused, as the API does.
+    const error = await failure(client.chat.completions.create({ model: vendor.model, messages: messages.slice(0, 3), tools }));
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+
+  it('streams each call by index: id and name first, then argument deltas', async () => {
+    fake.enqueue({ toolCalls: calls });
+    const stream = client.chat.completions.stream({ model: vendor.model, messages: [{ role: 'user', content: 'x' }], tools });
+    const done = await stream.finalChatCompletion();
+    const toolCalls = done.choices[0]!.message.tool_calls ?? [];
+    expect(toolCalls.map((c) => (c.type === 'function' ? [c.id, JSON.parse(c.function.arguments)] : []))).toEqual([
+      ['call_paris', { city: 'Paris' }],
+      ['call_rome', { city: 'Rome' }],
+    ]);
+    expect(done.choices[0]!.finish_reason).toBe('tool_calls');
+  });
+});
+
+describe('openai fake: tool calls through the openai SDK (Responses API)', () => {
+  let fake: OpenAIFamilyFake;
+  let client: OpenAI;
+  const tools = [{ type: 'function' as const, name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } }, strict: false }];
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI();
+    client = new OpenAI({ apiKey: fake.apiKey, baseURL: fake.baseUrl, maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  it('answers function_call output items and accepts the function_call_output that answers them', async () => {
+    fake.enqueue({ text: 'Let me look.', toolCalls: [{ id: 'call_oslo', name: 'get_weather', args: { city: 'Oslo' } }] }, { text: 'Cold.' });
+    const first = await client.responses.create({ model: 'gpt-4.1-mini', input: 'Oslo?', tools, store: false });
+    expect(first.output.map((item) => item.type)).toEqual(['message', 'function_call']);
+    const call = first.output[1]!;
+    if (call.type !== 'function_call') throw new Error('expected a function call');
+    expect([call.call_id, call.name, JSON.parse(call.arguments)]).toEqual(['call_oslo', 'get_weather', { city: 'Oslo' }]);
+
+    const second = await client.responses.create({
+      model: 'gpt-4.1-mini',
+      tools,
+      store: false,
+      input: [{ role: 'user', content: 'Oslo?' }, call, { type: 'function_call_output', call_id: 'call_oslo', output: '{"celsius":7}' }],
+    });
+    expect(second.output_text).toBe('Cold.');
+
+    const orphan = await failure(
+      client.responses.create({ model: 'gpt-4.1-mini', tools, input: [{ role: 'user', content: 'x' }, { type: 'function_call_output', call_id: 'call_nope', output: '1' }] }),
+    );
+    expect(orphan).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+
+  it('streams function_call_arguments deltas that add up to the arguments', async () => {
+    fake.enqueue({ toolCalls: [{ id: 'call_a', name: 'get_weather', args: { city: 'Paris' } }, { id: 'call_b', name: 'get_weather', args: { city: 'Rome' } }] });
+    const stream = client.responses.stream({ model: 'gpt-4.1-mini', input: 'x', tools });
+    const deltas: Record<string, string> = {};
+    for await (const event of stream) {
+      if (event.type === 'response.function_call_arguments.delta') deltas[event.item_id] = (deltas[event.item_id] ?? '') + event.delta;
+    }
+    const final = await stream.finalResponse();
+    const items = final.output.filter((item) => item.type === 'function_call');
+    expect(items.map((item) => [item.call_id, JSON.parse(item.arguments)])).toEqual([
+      ['call_a', { city: 'Paris' }],
+      ['call_b', { city: 'Rome' }],
+    ]);
+    expect(items.map((item) => deltas[item.id!])).toEqual(items.map((item) => item.arguments));
+  });
+});

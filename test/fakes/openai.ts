@@ -11,17 +11,28 @@
  *   `usage` on that chunk and sends OpenAI's trailing usage chunk.
  * - OpenRouter always ends a stream with a usage chunk that includes `cost` (its include flags are
  *   deprecated no-ops), and opens streams with `: OPENROUTER PROCESSING` SSE comments.
+ *
+ * Tool calls (a reply with `toolCalls`): Chat Completions answers `message.tool_calls` (arguments
+ * as a JSON string) with finish_reason "tool_calls"; streamed, each call's first delta carries its
+ * `index`, `id` and name and later deltas append arguments. The Responses API answers
+ * `function_call` output items; streamed as output_item.added,
+ * `response.function_call_arguments.delta`* / `.done`, output_item.done. Follow-up requests are
+ * checked the way the APIs check them: every call answered by a `role: "tool"` message (Chat) or a
+ * `function_call_output` item (Responses), and no result without its call (400 otherwise).
  */
 import { randomBytes } from 'node:crypto';
 import {
   applyDelay,
+  argumentPieces,
   replyChunks,
   replyText,
   replyUsage,
   sendJson,
   sleep,
+  splitText,
   startFake,
   startStream,
+  toolReplyText,
   writeSse,
   type FakeReply,
   type FakeUsage,
@@ -408,19 +419,41 @@ function invalidBody(body: unknown, required: string[]): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What to answer: text, or a tool call when the client asked for JSON through a forced tool
+// What to answer: text, tool calls, or both
 
-type Answer =
-  | { kind: 'text'; text: string; chunks: string[] }
-  | { kind: 'tool'; name: string; callId: string; args: string; chunks: string[] };
+/**
+ * The model's answer: text (null when the model only calls tools) and the function calls it
+ * makes, either scripted (`reply.toolCalls`) or the forced JSON tool of a structured-output request.
+ */
+interface Answer {
+  text: string | null;
+  chunks: string[];
+  calls: PlannedCall[];
+}
+
+interface PlannedCall {
+  callId: string;
+  name: string;
+  /** The arguments as the JSON string the wire carries. */
+  args: string;
+  chunks: string[];
+}
 
 function planAnswer(q: Quirks, reply: FakeReply, forcedTool: string | undefined): Answer {
+  if (reply.toolCalls?.length) {
+    const text = toolReplyText(reply) ?? null;
+    const calls = reply.toolCalls.map((call) => {
+      const args = JSON.stringify(call.args ?? {});
+      return { callId: call.id ?? `call_${hex(12)}`, name: call.name, args, chunks: argumentPieces(args) };
+    });
+    return { text, chunks: text ? (reply.chunks ?? splitText(text)) : [], calls };
+  }
   const text = replyText(reply, q.fallbackText);
   const chunks = replyChunks(reply, q.fallbackText).filter((c) => c.length > 0);
   if (reply.json !== undefined && forcedTool) {
-    return { kind: 'tool', name: forcedTool, callId: `call_${hex(12)}`, args: text, chunks };
+    return { text: null, chunks: [], calls: [{ callId: `call_${hex(12)}`, name: forcedTool, args: text, chunks }] };
   }
-  return { kind: 'text', text, chunks };
+  return { text, chunks, calls: [] };
 }
 
 /**
@@ -464,6 +497,9 @@ async function handleChat(q: Quirks, state: FamilyState, ctx: VendorContext): Pr
     return sendError(q, ctx, 400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
   }
 
+  const toolTurn = chatToolTurnError(body.messages);
+  if (toolTurn) return sendError(q, ctx, 400, toolTurn);
+
   const reply = ctx.nextReply() as OpenAIFamilyReply;
   const model = String(body.model);
   if (!(await applyDelay(ctx, reply))) return;
@@ -474,7 +510,7 @@ async function handleChat(q: Quirks, state: FamilyState, ctx: VendorContext): Pr
   const answer = planAnswer(q, reply, forcedToolName(body.tools, body.tool_choice, nativeJson));
   const usage = replyUsage(reply);
   const cost = costOf(state, reply);
-  const finish = answer.kind === 'tool' ? 'tool_calls' : (reply.finish ?? 'stop');
+  const finish = answer.calls.length > 0 ? 'tool_calls' : (reply.finish ?? 'stop');
   const meta: ChatMeta = { id: `${q.completionIdPrefix}${hex(12)}`, model, groqId: `req_${hex(13)}` };
   const headers = { ...baseHeaders(q), ...reply.headers };
 
@@ -504,14 +540,10 @@ function completionHead(q: Quirks, meta: ChatMeta, object: string): Json {
 }
 
 function chatCompletion(q: Quirks, answer: Answer, finish: string, usage: FakeUsage, cost: number, meta: ChatMeta): Json {
-  const message: Json =
-    answer.kind === 'tool'
-      ? {
-          role: 'assistant',
-          content: null,
-          tool_calls: [{ id: answer.callId, type: 'function', function: { name: answer.name, arguments: answer.args } }],
-        }
-      : { role: 'assistant', content: answer.text };
+  const message: Json = { role: 'assistant', content: answer.text };
+  if (answer.calls.length > 0) {
+    message.tool_calls = answer.calls.map((c) => ({ id: c.callId, type: 'function', function: { name: c.name, arguments: c.args } }));
+  }
   if (q.vendor === 'openai') Object.assign(message, { refusal: null, annotations: [] });
   if (q.vendor === 'openrouter') Object.assign(message, { refusal: null, reasoning: null });
   const choice: Json = { index: 0, message, logprobs: null, finish_reason: finish };
@@ -554,22 +586,28 @@ async function streamChat(
     };
   };
 
-  const opening: Json = answer.kind === 'tool' ? { role: 'assistant', content: null } : { role: 'assistant', content: '' };
+  const opening: Json = { role: 'assistant', content: answer.text === null ? null : '' };
   if (q.vendor === 'openai') opening.refusal = null;
   writeSse(res, chunk(opening, null, q.vendor === 'groq' ? { x_groq: { id: meta.groqId } } : {}));
 
-  for (const [i, piece] of answer.chunks.entries()) {
-    if (i > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
-    if (clientGone(ctx)) return false;
-    if (answer.kind === 'text') {
-      writeSse(res, chunk({ content: piece }, null));
-    } else {
-      // The first tool-call delta names the call; later ones only append arguments.
-      const call =
+  let sent = 0;
+  const gap = async (): Promise<boolean> => {
+    if (sent++ > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
+    return !clientGone(ctx);
+  };
+  for (const piece of answer.chunks) {
+    if (!(await gap())) return false;
+    writeSse(res, chunk({ content: piece }, null));
+  }
+  for (const [index, call] of answer.calls.entries()) {
+    for (const [i, piece] of call.chunks.entries()) {
+      if (!(await gap())) return false;
+      // The first delta of a call names it; later ones only append arguments.
+      const delta =
         i === 0
-          ? { index: 0, id: answer.callId, type: 'function', function: { name: answer.name, arguments: piece } }
-          : { index: 0, function: { arguments: piece } };
-      writeSse(res, chunk({ tool_calls: [call] }, null));
+          ? { index, id: call.callId, type: 'function', function: { name: call.name, arguments: piece } }
+          : { index, function: { arguments: piece } };
+      writeSse(res, chunk({ tool_calls: [delta] }, null));
     }
   }
   if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
@@ -603,6 +641,9 @@ async function handleResponses(q: Quirks, ctx: VendorContext): Promise<void> {
   const invalid = invalidBody(body, ['model']);
   if (invalid || !body) return sendError(q, ctx, 400, invalid ?? 'Invalid body.');
 
+  const toolTurn = responsesToolTurnError(body.input);
+  if (toolTurn) return sendError(q, ctx, 400, toolTurn);
+
   const reply = ctx.nextReply();
   const model = String(body.model);
   if (!(await applyDelay(ctx, reply))) return;
@@ -611,7 +652,7 @@ async function handleResponses(q: Quirks, ctx: VendorContext): Promise<void> {
   const textFormat = (body.text as { format?: { type?: unknown } } | undefined)?.format;
   const nativeJson = textFormat?.type === 'json_schema' || textFormat?.type === 'json_object';
   const answer = planAnswer(q, reply, forcedToolName(body.tools, body.tool_choice, nativeJson));
-  const incomplete = answer.kind === 'text' && reply.finish === 'length';
+  const incomplete = answer.calls.length === 0 && reply.finish === 'length';
   const r = new ResponseBuilder(body, answer, replyUsage(reply), incomplete);
   const headers = { ...baseHeaders(q), ...reply.headers };
 
@@ -622,22 +663,27 @@ async function handleResponses(q: Quirks, ctx: VendorContext): Promise<void> {
   sendJson(ctx.res, 200, r.response('final'), headers);
 }
 
-/** Builds the Response object and its output item at each stage of generation. */
+/** One output item of a Response: the assistant message, or a function call. */
+type OutputItem =
+  | { kind: 'message'; id: string; text: string; chunks: string[] }
+  | { kind: 'call'; id: string; call: PlannedCall };
+
+/** Builds the Response object and its output items at each stage of generation. */
 class ResponseBuilder {
   readonly id = `resp_${hex(24)}`;
-  readonly itemId: string;
   readonly createdAt = nowSeconds();
   readonly body: Json;
-  readonly answer: Answer;
+  readonly items: OutputItem[];
   readonly usage: FakeUsage;
   readonly incomplete: boolean;
 
   constructor(body: Json, answer: Answer, usage: FakeUsage, incomplete: boolean) {
     this.body = body;
-    this.answer = answer;
     this.usage = usage;
     this.incomplete = incomplete;
-    this.itemId = answer.kind === 'tool' ? `fc_${hex(24)}` : `msg_${hex(24)}`;
+    this.items = [];
+    if (answer.text !== null) this.items.push({ kind: 'message', id: `msg_${hex(24)}`, text: answer.text, chunks: answer.chunks });
+    for (const call of answer.calls) this.items.push({ kind: 'call', id: `fc_${hex(24)}`, call });
   }
 
   get finalStatus(): 'completed' | 'incomplete' {
@@ -648,24 +694,24 @@ class ResponseBuilder {
     return { type: 'output_text', annotations: [], logprobs: [], text };
   }
 
-  /** The output item: empty when just added, whole when done. */
-  item(stage: 'added' | 'final'): Json {
+  /** An output item: empty when just added, whole when done. */
+  item(item: OutputItem, stage: 'added' | 'final'): Json {
     const done = stage === 'final';
-    if (this.answer.kind === 'tool') {
+    if (item.kind === 'call') {
       return {
-        id: this.itemId,
+        id: item.id,
         type: 'function_call',
         status: done ? 'completed' : 'in_progress',
-        arguments: done ? this.answer.args : '',
-        call_id: this.answer.callId,
-        name: this.answer.name,
+        arguments: done ? item.call.args : '',
+        call_id: item.call.callId,
+        name: item.call.name,
       };
     }
     return {
-      id: this.itemId,
+      id: item.id,
       type: 'message',
       status: done ? this.finalStatus : 'in_progress',
-      content: done ? [this.textPart(this.answer.text)] : [],
+      content: done ? [this.textPart(item.text)] : [],
       role: 'assistant',
     };
   }
@@ -685,7 +731,7 @@ class ResponseBuilder {
       max_output_tokens: b.max_output_tokens ?? null,
       max_tool_calls: null,
       model: b.model,
-      output: done ? [this.item('final')] : [],
+      output: done ? this.items.map((item) => this.item(item, 'final')) : [],
       parallel_tool_calls: b.parallel_tool_calls ?? true,
       previous_response_id: b.previous_response_id ?? null,
       reasoning: { effort: null, summary: null },
@@ -717,7 +763,9 @@ class ResponseBuilder {
 
 /**
  * Streams the Responses API's named events. Every event repeats its name as `type` and carries a
- * `sequence_number` counting from 0; item events carry `output_index` (and `item_id`).
+ * `sequence_number` counting from 0; item events carry `output_index` (and `item_id`). Items are
+ * streamed one after the other: the message's text deltas, then each function call's argument
+ * deltas (`response.function_call_arguments.delta` / `.done`).
  */
 async function streamResponse(
   ctx: VendorContext,
@@ -731,39 +779,92 @@ async function streamResponse(
   const emit = (type: string, fields: Json): void => {
     writeSse(res, { type, sequence_number: seq++, ...fields }, type);
   };
-  const at = { item_id: r.itemId, output_index: 0 };
+  let sent = 0;
+  const gap = async (): Promise<boolean> => {
+    if (sent++ > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
+    return !clientGone(ctx);
+  };
 
   emit('response.created', { response: r.response('in_progress') });
   emit('response.in_progress', { response: r.response('in_progress') });
-  emit('response.output_item.added', { output_index: 0, item: r.item('added') });
 
-  const { answer } = r;
-  if (answer.kind === 'text') emit('response.content_part.added', { ...at, content_index: 0, part: r.textPart('') });
-  for (const [i, piece] of answer.chunks.entries()) {
-    if (i > 0 && reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
-    if (clientGone(ctx)) return;
-    // `obfuscation` pads deltas against length side channels; clients must tolerate it.
-    const obfuscation = hex(4);
-    if (answer.kind === 'text') {
-      emit('response.output_text.delta', { ...at, content_index: 0, delta: piece, logprobs: [], obfuscation });
+  for (const [outputIndex, item] of r.items.entries()) {
+    const at = { item_id: item.id, output_index: outputIndex };
+    emit('response.output_item.added', { output_index: outputIndex, item: r.item(item, 'added') });
+    if (item.kind === 'message') {
+      emit('response.content_part.added', { ...at, content_index: 0, part: r.textPart('') });
+      for (const piece of item.chunks) {
+        if (!(await gap())) return;
+        // `obfuscation` pads deltas against length side channels; clients must tolerate it.
+        emit('response.output_text.delta', { ...at, content_index: 0, delta: piece, logprobs: [], obfuscation: hex(4) });
+      }
+      if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
+      if (clientGone(ctx)) return;
+      emit('response.output_text.done', { ...at, content_index: 0, text: item.text, logprobs: [] });
+      emit('response.content_part.done', { ...at, content_index: 0, part: r.textPart(item.text) });
     } else {
-      emit('response.function_call_arguments.delta', { ...at, delta: piece, obfuscation });
+      for (const piece of item.call.chunks) {
+        if (!(await gap())) return;
+        emit('response.function_call_arguments.delta', { ...at, delta: piece, obfuscation: hex(4) });
+      }
+      if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
+      if (clientGone(ctx)) return;
+      emit('response.function_call_arguments.done', { ...at, name: item.call.name, arguments: item.call.args });
     }
+    emit('response.output_item.done', { output_index: outputIndex, item: r.item(item, 'final') });
   }
-  if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs);
-  if (clientGone(ctx)) return;
-
-  if (answer.kind === 'text') {
-    emit('response.output_text.done', { ...at, content_index: 0, text: answer.text, logprobs: [] });
-    emit('response.content_part.done', { ...at, content_index: 0, part: r.textPart(answer.text) });
-  } else {
-    emit('response.function_call_arguments.done', { ...at, arguments: answer.args });
-  }
-  emit('response.output_item.done', { output_index: 0, item: r.item('final') });
   // A response cut short by max_output_tokens ends with response.incomplete instead.
   emit(r.incomplete ? 'response.incomplete' : 'response.completed', { response: r.response('final') });
   // Unlike Chat Completions, the Responses stream has no [DONE] sentinel.
   res.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool round trips: the checks the APIs make on a request that carries tool results
+
+/**
+ * Chat Completions: a `tool` message must answer a call of the assistant message before it, and
+ * an assistant message with `tool_calls` must be followed by a `tool` message for each call.
+ */
+function chatToolTurnError(messages: unknown): string | undefined {
+  if (!Array.isArray(messages)) return undefined;
+  const list = messages as Json[];
+  for (const [i, message] of list.entries()) {
+    if (message?.role !== 'assistant' || !Array.isArray(message.tool_calls)) continue;
+    const ids = (message.tool_calls as Json[]).map((c) => String(c.id));
+    const answered = new Set<string>();
+    for (const next of list.slice(i + 1)) {
+      if (next?.role !== 'tool') break;
+      answered.add(String(next.tool_call_id));
+    }
+    const missing = ids.filter((id) => !answered.has(id));
+    if (missing.length > 0) {
+      return `An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: ${missing.join(', ')}`;
+    }
+  }
+  for (const [i, message] of list.entries()) {
+    if (message?.role !== 'tool') continue;
+    let j = i - 1;
+    while (j >= 0 && list[j]?.role === 'tool') j--;
+    const calls = list[j]?.role === 'assistant' && Array.isArray(list[j]?.tool_calls) ? (list[j]!.tool_calls as Json[]) : [];
+    if (!calls.some((c) => c.id === message.tool_call_id)) {
+      return `Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Responses: a `function_call_output` must answer a `function_call` sent earlier in `input`
+ * (an `item_reference` may stand for a stored call, which the fake cannot look up).
+ */
+function responsesToolTurnError(input: unknown): string | undefined {
+  if (!Array.isArray(input)) return undefined;
+  const items = input as Json[];
+  if (items.some((item) => item?.type === 'item_reference')) return undefined;
+  const calls = new Set(items.filter((item) => item?.type === 'function_call').map((item) => String(item.call_id)));
+  const orphan = items.find((item) => item?.type === 'function_call_output' && !calls.has(String(item.call_id)));
+  return orphan ? `No tool call found for function call output with call_id ${String(orphan.call_id)}.` : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ describe('timeouts, stream retries and vendor-reported cost', () => {
     let text = '';
     for await (const part of retrying.stream('x')) {
       if (part.type === 'text-delta') text += part.text;
-      else finish = part;
+      else if (part.type === 'finish') finish = part;
     }
     expect(text).toBe('second time lucky');
     expect(finish?.attempts).toBe(2);

@@ -14,7 +14,7 @@ async function collect(stream: AsyncIterable<StreamPart>) {
   let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
   for await (const part of stream) {
     if (part.type === 'text-delta') deltas.push(part.text);
-    else finish = part;
+    else if (part.type === 'finish') finish = part;
   }
   return { deltas, finish };
 }

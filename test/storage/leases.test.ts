@@ -18,7 +18,7 @@ describe.skipIf(!HAS_POSTGRES)('run leases on PostgreSQL', () => {
       await storage.runs.create({
         id: runId, app_id: '44444444-4444-4444-8444-444444444444', kind: 'workflow', workflow_id: null, workflow_name: 'w', workflow_version: 1, mode: null,
         definition: { name: 'w', steps: [] }, status: 'running', input: '', context: {}, output: null, outputs: {}, error: null, usage: {}, cost_usd: 0,
-        idempotency_key: null, created_at: now, started_at: now, finished_at: null, updated_at: now, user: null,
+        idempotency_key: null, created_at: now, started_at: now, finished_at: null, updated_at: now, user: null, attempt: 1,
       });
       const first = await storage.runs.acquireLease(runId, 'worker-a', 300);
       expect(first).toBe(1);

@@ -25,7 +25,7 @@ export interface Ensemble {
   close(): Promise<void>;
 }
 
-export async function startEnsemble(options: { engine?: 'sqlite' | 'postgres'; rateLimitWindowSeconds?: number } = {}): Promise<Ensemble> {
+export async function startEnsemble(options: { engine?: 'sqlite' | 'postgres'; rateLimitWindowSeconds?: number; approvalSweepMs?: number } = {}): Promise<Ensemble> {
   const fakes = new Map<string, FakeVendor>();
   for (const vendor of VENDOR_CASES) fakes.set(vendor.provider, await vendor.start({ apiKey: `key-${vendor.provider}-e2e-123456` }));
   const dataDir = mkdtempSync(join(tmpdir(), 'ensemble-e2e-'));
@@ -39,6 +39,7 @@ export async function startEnsemble(options: { engine?: 'sqlite' | 'postgres'; r
       masterKeys: MASTER_KEYS,
       allowedPrivateHosts: [...fakes.values()].map((f) => new URL(f.url).host),
       ...(options.rateLimitWindowSeconds ? { rateLimitWindowSeconds: options.rateLimitWindowSeconds } : {}),
+      ...(options.approvalSweepMs ? { approvalSweepMs: options.approvalSweepMs } : {}),
     });
   const server = await start();
   const app = await server.call('POST', '/api/v1/apps', { token: ADMIN_TOKEN, body: { name: 'e2e' } });

@@ -22,6 +22,7 @@ export async function startTestServer(settings: {
   healthIntervalMs?: number;
   healthMonitor?: boolean;
   rateLimitWindowSeconds?: number;
+  approvalSweepMs?: number;
 }): Promise<TestServer> {
   const env: Record<string, string | undefined> = {
     ENSEMBLE_DATA_DIR: settings.dataDir,
@@ -32,6 +33,7 @@ export async function startTestServer(settings: {
     ENSEMBLE_HEALTH_INTERVAL_MS: settings.healthIntervalMs?.toString(),
     LOG_LEVEL: 'debug',
     ENSEMBLE_RATE_LIMIT_WINDOW_SECONDS: settings.rateLimitWindowSeconds?.toString(),
+    ENSEMBLE_APPROVAL_SWEEP_MS: settings.approvalSweepMs?.toString(),
     PORT: '0',
   };
   const config: Config = loadConfig(env);
