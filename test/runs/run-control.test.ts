@@ -16,7 +16,10 @@ beforeAll(async () => {
 });
 afterAll(() => e.close());
 
-const counts = () => Object.fromEntries(['anthropic', 'openai', 'gemini', 'groq', 'ollama'].map((p) => [p, e.fake(p).generationRequests().length]));
+const counts = (): Record<'anthropic' | 'openai' | 'gemini' | 'groq' | 'ollama', number> => {
+  const n = (p: string) => e.fake(p).generationRequests().length;
+  return { anthropic: n('anthropic'), openai: n('openai'), gemini: n('gemini'), groq: n('groq'), ollama: n('ollama') };
+};
 const execute = (workflow: string, input = 'go') => e.server.call('POST', `/api/v1/workflows/${workflow}/execute`, { token: e.token, body: { input } });
 const getRun = async (runId: string) => (await e.server.call('GET', `/api/v1/runs/${runId}`, { token: e.token })).body;
 
