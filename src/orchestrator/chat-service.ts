@@ -1,4 +1,5 @@
 import type { Actor, AgentService } from '../registry/index.ts';
+import { DEFAULT_CONSULT_DEPTH, DEFAULT_MAX_CONSULTS, DEFAULT_SHARED_CONTEXT_TOKENS, type CompiledWorkflow } from '../workflow/index.ts';
 import type { AgentRecord } from '../storage/index.ts';
 import { buildParallel, buildPlanning, buildSequential, checkChatAgents, type ChatMode, type ChatRequest } from './chat.ts';
 import type { RunService, RunView } from './runs.ts';
@@ -7,6 +8,10 @@ export interface ChatInput extends ChatRequest {
   context: Record<string, unknown>;
   /** The end user the run is for. */
   user?: string | undefined;
+  /** Agents the chat's agents may consult: one list for all, or per agent. */
+  consults?: string[] | Record<string, string[]> | undefined;
+  /** Agents see the run's earlier exchanges. */
+  shareContext?: boolean | undefined;
 }
 
 /** The contract's `chat/multi` answer. */
@@ -35,7 +40,8 @@ export class ChatService {
 
   async start(appId: string, input: ChatInput, actor: Actor): Promise<string> {
     const found = new Map<string, AgentRecord>();
-    for (const name of new Set([...input.agents, ...(input.aggregator ? [input.aggregator] : [])])) {
+    const consulted = input.consults === undefined ? [] : Array.isArray(input.consults) ? input.consults : Object.values(input.consults).flat();
+    for (const name of new Set([...input.agents, ...(input.aggregator ? [input.aggregator] : []), ...consulted])) {
       const record = await this.#agents.getRecord(appId, name).catch(() => undefined);
       if (record) found.set(name, record);
     }
@@ -43,7 +49,9 @@ export class ChatService {
     const agents = input.agents.map((name) => found.get(name)!);
     const aggregator = input.aggregator ? found.get(input.aggregator) : undefined;
     const definition = this.#build(input.mode, input, agents, aggregator);
-    definition.chat = { agents: input.agents, failFast: input.failFast, ...(input.aggregator ? { aggregator: input.aggregator } : {}) };
+    definition.chat = { agents: input.agents, failFast: input.failFast, ...(input.aggregator ? { aggregator: input.aggregator } : {}), ...(input.consults ? { consults: consultMap(input.consults, input.agents) } : {}) };
+    if (input.consults) applyConsults(definition, definition.chat.consults!);
+    if (input.shareContext) definition.shareContext = { budgetTokens: DEFAULT_SHARED_CONTEXT_TOKENS };
     const { run } = await this.#runs.startAdHocRun(appId, definition, input.mode, { input: input.message, context: input.context, user: input.user }, actor);
     return run.id;
   }
@@ -74,5 +82,18 @@ export class ChatService {
       ...(plan !== undefined ? { plan } : {}),
       error: run.error,
     };
+  }
+}
+
+function consultMap(consults: string[] | Record<string, string[]>, agents: string[]): Record<string, string[]> {
+  if (!Array.isArray(consults)) return consults;
+  return Object.fromEntries(agents.map((agent) => [agent, consults.filter((c) => c !== agent)]));
+}
+
+/** Gives each step whose agent may consult others its `consults` (steps added later get them too). */
+export function applyConsults(workflow: CompiledWorkflow, consults: Record<string, string[]>): void {
+  for (const step of workflow.steps) {
+    const agents = (consults[step.agent] ?? []).filter((a) => a !== step.agent);
+    if (agents.length > 0 && !step.consults && step.kind !== 'approval') step.consults = { agents, maxConsults: DEFAULT_MAX_CONSULTS, depth: DEFAULT_CONSULT_DEPTH };
   }
 }

@@ -2,6 +2,7 @@ import { EnsembleError, newId } from '../core/index.ts';
 import type { Actor, AgentService, AuditWriter } from '../registry/index.ts';
 import { LeaseLostError, type RunAttemptRecord, type RunEventRecord, type RunQuery, type RunRecord, type RunStepRecord, type Storage } from '../storage/index.ts';
 import { executeWorkflow, RunInterruptedError, type CompiledWorkflow, type RunOutcome, type Semaphore } from '../workflow/index.ts';
+import { applyConsults } from './chat-service.ts';
 import { addPlanExecution, addPlanRetry, validatePlan, type ChatRequest, type Plan } from './chat.ts';
 import type { EventBus } from './event-bus.ts';
 import { FINAL_EVENTS, fromStepRecord, StorageRunJournal } from './journal.ts';
@@ -343,6 +344,7 @@ export class RunService {
       } else {
         const plan = outcome.outputs[planStep] as Plan;
         workflow = addPlanExecution(workflow, plan, planStep, request, records, chat.aggregator ? records.get(chat.aggregator)! : leader);
+        if (chat.consults) applyConsults(workflow, chat.consults);
         await journal.event('plan.created', { step_id: planStep, plan });
       }
       await storage.runs.update(run.id, { definition: workflow }, new Date().toISOString());

@@ -17,6 +17,9 @@ import { EnsembleError } from '../core/errors.ts';
 import { compileCondition } from './condition.ts';
 import { templateReferences } from './template.ts';
 import {
+  DEFAULT_CONSULT_DEPTH,
+  DEFAULT_MAX_CONSULTS,
+  DEFAULT_SHARED_CONTEXT_TOKENS,
   DEFAULT_WORKFLOW_LIMITS,
   type CompiledStep,
   type CompiledWorkflow,
@@ -93,6 +96,9 @@ const agentStepSchema = z
     timeout_ms: z.int().min(1).max(86_400_000).optional(),
     fallback: z.union([agentName, z.array(agentName)], { error: 'expected an agent name or a list of agent names' }).optional(),
     on_error: z.enum(['fail', 'continue']).optional(),
+    consults: z.array(agentName).min(1).max(32).optional(),
+    max_consults: z.int().min(1).optional(),
+    consult_depth: z.int().min(1).optional(),
     schema: z
       .record(z.string(), z.unknown(), { error: 'expected a JSON Schema object' })
       .refine((schema) => depthOf(schema) <= MAX_SCHEMA_DEPTH, `nested deeper than ${MAX_SCHEMA_DEPTH} levels`)
@@ -154,6 +160,7 @@ const documentSchema = z
     description: z.string().max(10_000).optional(),
     output: z.string().optional(),
     budget: z.strictObject({ limit_usd: z.number().nonnegative(), period: z.enum(['day', 'month', 'total']) }).optional(),
+    share_context: z.union([z.boolean(), z.strictObject({ budget_tokens: z.int().min(100).max(200_000) })]).optional(),
     steps: z.array(z.unknown()).min(1, 'a workflow needs at least one step'),
   })
   .superRefine((doc, ctx) => {
@@ -207,6 +214,7 @@ interface Shape {
   description: string | undefined;
   output: string | undefined;
   budget: CompiledWorkflow['budget'];
+  shareContext: CompiledWorkflow['shareContext'];
   items: Item[];
   steps: ParsedStep[];
   loops: ParsedLoop[];
@@ -331,6 +339,7 @@ function readShape(doc: unknown, limits: WorkflowLimits): Shape {
     description: data.description,
     output: data.output,
     budget: data.budget,
+    shareContext: data.share_context === true ? { budgetTokens: DEFAULT_SHARED_CONTEXT_TOKENS } : typeof data.share_context === 'object' ? { budgetTokens: data.share_context.budget_tokens } : undefined,
     items,
     steps,
     loops,
@@ -692,6 +701,12 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     if (raw.parallel_count !== undefined && raw.parallel_count > limits.maxParallelCount) {
       report(i, 'limit_exceeded', `${describe(i)}: parallel_count ${raw.parallel_count} is over the limit of ${limits.maxParallelCount}`);
     }
+    if (raw.consults !== undefined) {
+      if (isKnownAgent) for (const agent of raw.consults) if (!isKnownAgent(agent)) report(i, 'unknown_agent', `${describe(i)}: \`consults\` names the unknown agent '${agent}'`);
+      if (raw.consults.includes(raw.agent)) report(i, 'cycle', `${describe(i)}: agent '${raw.agent}' cannot consult itself`);
+      if ((raw.max_consults ?? 0) > limits.maxConsults) report(i, 'limit_exceeded', `${describe(i)}: max_consults ${raw.max_consults} is over the limit of ${limits.maxConsults}`);
+      if ((raw.consult_depth ?? 0) > limits.maxConsultDepth) report(i, 'limit_exceeded', `${describe(i)}: consult_depth ${raw.consult_depth} is over the limit of ${limits.maxConsultDepth}`);
+    }
     const hasInstances = raw.parallel_count !== undefined;
     const prompt = raw.prompt ?? raw.prompt_template;
     checkTemplate(i, raw.prompt !== undefined ? 'prompt' : 'prompt_template', prompt, hasInstances);
@@ -751,6 +766,7 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
     if (raw.parallel_count !== undefined) step.parallelCount = raw.parallel_count;
     if (raw.timeout_ms !== undefined) step.timeoutMs = raw.timeout_ms;
     if (raw.schema !== undefined) step.schema = raw.schema;
+    if (raw.consults !== undefined) step.consults = { agents: [...new Set(raw.consults)], maxConsults: raw.max_consults ?? DEFAULT_MAX_CONSULTS, depth: raw.consult_depth ?? DEFAULT_CONSULT_DEPTH };
     if (approval) {
       step.kind = 'approval';
       step.approval = { message: approval.message, onTimeout: approval.on_timeout ?? 'reject', onReject: approval.on_reject ?? 'fail' };
@@ -764,6 +780,7 @@ export function compileWorkflow(doc: unknown, options: CompileOptions = {}): Com
   if (shape.description !== undefined) workflow.description = shape.description;
   if (shape.output !== undefined) workflow.output = shape.output;
   if (shape.budget !== undefined) workflow.budget = shape.budget;
+  if (shape.shareContext !== undefined) workflow.shareContext = shape.shareContext;
   return workflow;
 }
 

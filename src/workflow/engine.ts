@@ -50,6 +50,18 @@ export interface StepCall {
   schema?: Record<string, unknown>;
   signal: AbortSignal;
   onDelta(text: string): void;
+  /** Agents the step's agent may ask while it works (tools `ask_<name>`). */
+  consults?: CompiledStep['consults'];
+  /** Records consultations as child steps of this step (their own state, usage and events). */
+  consult: ConsultChannel;
+}
+
+/** How a runner reports a consultation: a child step of the step that asked. */
+export interface ConsultChannel {
+  /** A consultation begins; returns the child step's id. */
+  start(agent: string, question: string, askedBy: string): Promise<string>;
+  finish(childId: string, result: StepCallResult): Promise<void>;
+  fail(childId: string, error: StepFailure): Promise<void>;
 }
 
 export interface StepCallResult {
@@ -88,7 +100,9 @@ export type RunEventType =
   | 'step.approved'
   | 'step.rejected'
   | 'run.waiting'
-  | 'run.retried';
+  | 'run.retried'
+  | 'step.consult.started'
+  | 'step.consult.completed';
 
 export interface RunOutcome {
   /** `waiting`: nothing can go on until a person decides an approval; the run is not over. */
@@ -207,6 +221,8 @@ class Execution {
   readonly #random: () => number;
   #fatal: (StepError & { step_id: string }) | null = null;
   #interrupted = false;
+  /** Consultations: child steps of the steps that asked. */
+  readonly #children: StepState[] = [];
   #inFlight = new Set<Promise<void>>();
 
   constructor(options: ExecuteOptions) {
@@ -271,6 +287,11 @@ class Execution {
       const state: StepState = saved.status === 'running' ? { ...saved, status: 'pending' } : { ...saved };
       // A step that failed for good (a rejected approval, a failure stored before a crash) still ends the run.
       const step = this.#steps.get(state.stepId);
+      if (!step && !state.groupId) {
+        // A consultation of an earlier execution: its cost still counts.
+        if (state.status === 'completed' || state.status === 'failed') this.#children.push(state);
+        continue;
+      }
       if (state.status === 'failed' && !state.groupId && step?.onError === 'fail') this.#fatal ??= { ...(state.error ?? { code: 'failed', message: 'step failed' }), step_id: state.stepId };
       if (state.groupId) {
         const list = this.#instances.get(state.groupId);
@@ -481,6 +502,8 @@ class Execution {
         ...(step.schema ? { schema: step.schema } : {}),
         signal: attemptController.signal,
         onDelta: (text) => this.#o.journal.delta(state.stepId, agent, text),
+        ...(step.consults ? { consults: step.consults } : {}),
+        consult: this.#consultChannel(state.stepId),
       });
       return { ok: true, result };
     } catch (error) {
@@ -510,6 +533,39 @@ class Execution {
     return () => {
       process?.release();
       this.#runSemaphore.release();
+    };
+  }
+
+  #consultChannel(parentId: string): ConsultChannel {
+    return {
+      start: async (agent, question, askedBy) => {
+        const n = this.#children.filter((c) => c.stepId.startsWith(`${parentId}.consult`)).length + 1;
+        const child: StepState = {
+          ...blankState(`${parentId}.consult${n}`, null, { output: `${parentId}.consult${n}`, agent } as CompiledStep),
+          status: 'running',
+          attempts: 1,
+          startedAt: now(),
+          reason: question,
+        };
+        this.#children.push(child);
+        await this.#o.journal.step(child, { type: 'step.consult.started', data: { step_id: child.stepId, parent_step_id: parentId, agent, asked_by: askedBy, question } });
+        return child.stepId;
+      },
+      finish: async (childId, result) => {
+        const child = this.#children.find((c) => c.stepId === childId);
+        if (!child) return;
+        Object.assign(child, { status: 'completed', result: result.output, usage: result.usage, costUsd: result.costUsd, latencyMs: Math.round(result.latencyMs), finishedAt: now() });
+        await this.#o.journal.step(child, {
+          type: 'step.consult.completed',
+          data: { step_id: childId, parent_step_id: parentId, agent: child.agent, output: result.output, usage: result.usage, cost_usd: result.costUsd, latency_ms: child.latencyMs, error: null },
+        });
+      },
+      fail: async (childId, failure) => {
+        const child = this.#children.find((c) => c.stepId === childId);
+        if (!child) return;
+        Object.assign(child, { status: 'failed', error: publicError(failure), finishedAt: now() });
+        await this.#o.journal.step(child, { type: 'step.consult.completed', data: { step_id: childId, parent_step_id: parentId, agent: child.agent, output: null, error: child.error } });
+      },
     };
   }
 
@@ -587,9 +643,40 @@ class Execution {
 
   /** The message an agent receives for a step: its prompt, else its instructions, `Action:` and input. */
   #message(step: CompiledStep, scope: TemplateScope): string {
-    if (step.prompt) return renderTemplate(step.prompt, scope);
-    const input = step.input !== undefined ? renderTemplate(step.input, scope) : this.#defaultInput(step);
-    return [step.instructions, step.action ? `Action: ${step.action}` : undefined, input].filter((part) => part !== undefined && part !== '').join('\n\n');
+    const own = step.prompt
+      ? renderTemplate(step.prompt, scope)
+      : [step.instructions, step.action ? `Action: ${step.action}` : undefined, step.input !== undefined ? renderTemplate(step.input, scope) : this.#defaultInput(step)]
+          .filter((part) => part !== undefined && part !== '')
+          .join('\n\n');
+    const shared = this.#o.workflow.shareContext ? this.#transcript(step, this.#o.workflow.shareContext.budgetTokens) : '';
+    return shared ? `${shared}\n\n${own}` : own;
+  }
+
+  /**
+   * Shared context: the run's earlier exchanges (every completed step and consultation, in the
+   * order they finished), newest kept first within the token budget; older ones are dropped and
+   * counted. Tokens are estimated at four characters each.
+   */
+  #transcript(step: CompiledStep, budgetTokens: number): string {
+    const done = [...this.#states.values(), ...[...this.#instances.values()].flat(), ...this.#children]
+      .filter((s) => s.status === 'completed' && s.stepId !== step.id && s.finishedAt !== null && !this.#instances.has(s.stepId) && this.#steps.get(s.stepId)?.kind !== 'loop')
+      .sort((a, b) => (a.finishedAt! < b.finishedAt! ? -1 : a.finishedAt! > b.finishedAt! ? 1 : 0));
+    const turns = done.map((s) => {
+      const label = this.#steps.get(s.groupId ?? s.stepId)?.label ?? s.agent;
+      const asked = s.reason && s.stepId.includes('.consult') ? ` was asked: ${s.reason}\n` : '\n';
+      return `### ${label} (step ${s.stepId})${asked}${asText(s.result)}`;
+    });
+    const kept: string[] = [];
+    let budget = budgetTokens * 4;
+    for (let i = turns.length - 1; i >= 0; i--) {
+      const turn = turns[i]!;
+      if (turn.length > budget) break;
+      kept.unshift(turn);
+      budget -= turn.length;
+    }
+    if (kept.length === 0) return '';
+    const dropped = turns.length - kept.length;
+    return [`Conversation so far in this run${dropped > 0 ? ` (${dropped} earlier turn${dropped === 1 ? '' : 's'} omitted)` : ''}:`, ...kept, '---'].join('\n\n');
   }
 
   /**
@@ -632,7 +719,7 @@ class Execution {
       const state = this.#states.get(step.id)!;
       if (state.status === 'completed') outputs[step.output] = state.result;
     }
-    const leaves = [...all.filter((s) => !this.#instances.has(s.stepId)), ...instances];
+    const leaves = [...all.filter((s) => !this.#instances.has(s.stepId)), ...instances, ...this.#children];
     const usage = sumUsage(leaves.map((s) => s.usage));
     const costUsd = leaves.reduce((sum, s) => sum + s.costUsd, 0);
     let output: unknown = null;

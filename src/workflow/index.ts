@@ -1,5 +1,5 @@
 export type { CompiledStep, CompiledWorkflow, RetrySpec, TemplateScope, WorkflowLimits, WorkflowProblem } from './types.ts';
-export { DEFAULT_WORKFLOW_LIMITS } from './types.ts';
+export { DEFAULT_WORKFLOW_LIMITS, DEFAULT_MAX_CONSULTS, DEFAULT_CONSULT_DEPTH, DEFAULT_SHARED_CONTEXT_TOKENS } from './types.ts';
 export { parseWorkflowSource } from './parse.ts';
 export { compileWorkflow } from './compile.ts';
 export { renderTemplate, templateReferences } from './template.ts';
@@ -15,6 +15,7 @@ export {
   type RunOutcome,
   type RunStatus,
   type StepCall,
+  type ConsultChannel,
   type StepCallResult,
   type StepError,
   type StepFailure,

@@ -70,6 +70,12 @@ export interface CompiledStep {
   iteration?: { loop: string; index: number };
   /** The first steps of iterations after the first: skipped once the loop's `until` is true. */
   loopGuard?: { loop: string; until: string; iteration: number };
+  /**
+   * Agents this step's agent may ask while it works (each offered as a tool `ask_<name>`).
+   * `maxConsults` caps consultations of the step (all depths); `depth` how deep a consulted
+   * agent may consult in turn.
+   */
+  consults?: { agents: string[]; maxConsults: number; depth: number };
 }
 
 export interface CompiledWorkflow {
@@ -80,10 +86,15 @@ export interface CompiledWorkflow {
   output?: string;
   /** In document order. */
   steps: CompiledStep[];
+  /**
+   * Conversation memory: every agent of the run sees the run's earlier exchanges (newest first
+   * kept, within `budgetTokens`), not only the outputs its templates name.
+   */
+  shareContext?: { budgetTokens: number };
   /** Spending limit of all runs of this workflow (checked before every call). */
   budget?: { limit_usd: number; period: 'day' | 'month' | 'total' };
   /** What a chat run needs to grow its DAG (orchestrated mode); absent for saved workflows. */
-  chat?: { agents: string[]; aggregator?: string; failFast: boolean };
+  chat?: { agents: string[]; aggregator?: string; failFast: boolean; consults?: Record<string, string[]> };
 }
 
 /** One problem found when a workflow is saved; all are reported at once. */
@@ -116,6 +127,10 @@ export interface WorkflowLimits {
   maxTemplateBytes: number;
   /** Largest `max_iterations` of a loop. Default 10. */
   maxLoopIterations: number;
+  /** Largest `max_consults` of a step. Default 20. */
+  maxConsults: number;
+  /** Largest `consult_depth`. Default 3. */
+  maxConsultDepth: number;
 }
 
 export const DEFAULT_WORKFLOW_LIMITS: Readonly<WorkflowLimits> = {
@@ -124,7 +139,14 @@ export const DEFAULT_WORKFLOW_LIMITS: Readonly<WorkflowLimits> = {
   maxDepth: 8,
   maxTemplateBytes: 64 * 1024,
   maxLoopIterations: 10,
+  maxConsults: 20,
+  maxConsultDepth: 3,
 };
+
+/** Defaults of a step's consultations, and of shared context. */
+export const DEFAULT_MAX_CONSULTS = 5;
+export const DEFAULT_CONSULT_DEPTH = 2;
+export const DEFAULT_SHARED_CONTEXT_TOKENS = 2000;
 
 /** What templates and conditions can name. */
 export interface TemplateScope {

@@ -15,6 +15,11 @@ const ChatRequestSchema = z
     context: z.record(z.string(), z.unknown()).default({}),
     fail_fast: z.boolean().default(false),
     user: z.string().min(1).max(256).optional(),
+    consults: z
+      .union([z.array(z.string().min(1)).min(1), z.record(z.string(), z.array(z.string().min(1)).min(1))])
+      .optional()
+      .openapi({ description: 'Agents the chat\'s agents may ask while they work (tools ask_<name>): a list for every agent, or per agent' }),
+    share_context: z.boolean().optional().openapi({ description: 'Agents see the run\'s earlier exchanges (default false)' }),
   })
   .strict()
   .openapi('ChatMultiRequest');
@@ -62,7 +67,7 @@ export function registerChatRoutes(app: OpenAPIHono<AppEnv>, chat: ChatService, 
   app.openapi(chatMulti, async (c) => {
     const { appId, actor } = requireApp(c.get('principal'));
     const body = c.req.valid('json');
-    const runId = await chat.start(appId, { message: body.message, agents: body.agents, mode: body.mode, aggregator: body.aggregator, failFast: body.fail_fast, context: body.context, user: body.user }, actor);
+    const runId = await chat.start(appId, { message: body.message, agents: body.agents, mode: body.mode, aggregator: body.aggregator, failFast: body.fail_fast, context: body.context, user: body.user, consults: body.consults, shareContext: body.share_context }, actor);
     if (body.stream || (c.req.header('accept') ?? '').includes('text/event-stream')) {
       return sendRunEvents(c, (signal) => runs.events(appId, runId, 0, signal)) as never;
     }
