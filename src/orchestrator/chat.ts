@@ -26,6 +26,17 @@ export function stepIdFor(agentName: string): string {
   return agentName.replace(/[^A-Za-z0-9_-]/g, '_');
 }
 
+/** One step id per agent of a list: an agent named twice gets `<name>_<position>` the second time. */
+export function uniqueStepIds(agents: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return agents.map((name, index) => {
+    const base = stepIdFor(name);
+    const id = seen.has(base) ? `${base}_${index}` : base;
+    seen.add(id);
+    return id;
+  });
+}
+
 function label(agent: AgentRecord): string {
   return agent.role ? `${agent.name}, ${agent.role}` : agent.name;
 }
@@ -39,8 +50,9 @@ function step(partial: Partial<CompiledStep> & Pick<CompiledStep, 'id' | 'agent'
  * every answer, labelled by agent and role, with the failed agents and why.
  */
 export function buildParallel(request: ChatRequest, agents: AgentRecord[], aggregator: AgentRecord | undefined): CompiledWorkflow {
+  const ids = uniqueStepIds(agents.map((a) => a.name));
   const steps = agents.map((agent, index) =>
-    step({ id: stepIdFor(agent.name), agent: agent.name, index, instructions: request.message, input: '', label: label(agent), onError: request.failFast ? 'fail' : 'continue' }),
+    step({ id: ids[index]!, agent: agent.name, index, instructions: request.message, input: '', label: label(agent), onError: request.failFast ? 'fail' : 'continue' }),
   );
   if (aggregator) {
     steps.push(
@@ -59,11 +71,12 @@ export function buildParallel(request: ChatRequest, agents: AgentRecord[], aggre
 
 /** sequential: a chain; each agent gets the original message and the previous agent's answer. */
 export function buildSequential(request: ChatRequest, agents: AgentRecord[]): CompiledWorkflow {
+  const ids = uniqueStepIds(agents.map((a) => a.name));
   const steps = agents.map((agent, index) => {
     const previous = agents[index - 1];
-    if (!previous) return step({ id: stepIdFor(agent.name), agent: agent.name, index, label: label(agent), instructions: request.message, input: '' });
+    if (!previous) return step({ id: ids[index]!, agent: agent.name, index, label: label(agent), instructions: request.message, input: '' });
     return step({
-      id: stepIdFor(agent.name) === stepIdFor(previous.name) ? `${stepIdFor(agent.name)}_${index}` : stepIdFor(agent.name),
+      id: ids[index]!,
       agent: agent.name,
       index,
       label: label(agent),
@@ -264,10 +277,7 @@ export function buildSingleAgent(agent: AgentRecord, history: ConversationTurn[]
  */
 export function chatStepIds(mode: ChatMode, agents: string[], aggregator: string | undefined): string[] {
   if (mode === 'orchestrated') return [];
-  const ids = agents.map((name, index) => {
-    const id = stepIdFor(name);
-    return mode === 'sequential' && index > 0 && stepIdFor(agents[index - 1]!) === id ? `${id}_${index}` : id;
-  });
+  const ids = uniqueStepIds(agents);
   return mode === 'parallel' && aggregator ? [...ids, 'aggregate'] : ids;
 }
 
@@ -281,13 +291,8 @@ export function answerStepOf(mode: ChatMode, agents: string[], aggregator: strin
 
 /** The library's `executeParallel`: agent i answers prompt i, all at once. */
 export function buildFanOutWorkflow(agents: string[], prompts: string[]): CompiledWorkflow {
-  const ids = new Map<string, number>();
-  const steps = agents.map((agent, index) => {
-    const base = stepIdFor(agent);
-    const seen = ids.get(base) ?? 0;
-    ids.set(base, seen + 1);
-    return step({ id: seen === 0 ? base : `${base}_${seen}`, agent, index, instructions: prompts[index] ?? '', input: '', onError: 'continue' });
-  });
+  const ids = uniqueStepIds(agents);
+  const steps = agents.map((agent, index) => step({ id: ids[index]!, agent, index, instructions: prompts[index] ?? '', input: '', onError: 'continue' }));
   return { name: 'parallel', steps };
 }
 

@@ -165,3 +165,26 @@ describe('streaming', () => {
     expect(aggregatorText).toBe('Final merged answer');
   });
 });
+
+describe('the same agent twice', () => {
+  it('gets two steps and two calls, in parallel and sequential modes', async () => {
+    const before = e.fake('openai').generationRequests().length;
+    const parallel = await chat({ message: 'twice', agents: ['gpt-coder', 'gpt-coder'], mode: 'parallel' });
+    expect(parallel.body.results.map((r: any) => r.step_id)).toEqual(['gpt-coder', 'gpt-coder_1']);
+    const sequential = await chat({ message: 'thrice', agents: ['gpt-coder', 'gemini-reviewer', 'gpt-coder'], mode: 'sequential' });
+    expect(sequential.body.results.map((r: any) => r.step_id)).toEqual(['gpt-coder', 'gemini-reviewer', 'gpt-coder_2']);
+    expect(e.fake('openai').generationRequests().length - before).toBe(4);
+  });
+
+  it('chat agents may consult others (tools ask_<name>)', async () => {
+    const gpt = e.fake('openai');
+    const before = gpt.generationRequests().length;
+    gpt.enqueue({ toolCalls: [{ name: 'ask_gemini-reviewer', args: { question: 'ok?' } }] }, { text: 'consulted answer' });
+    e.fake('gemini').enqueue({ text: 'looks fine' });
+    const res = await chat({ message: 'review with help', agents: ['gpt-coder'], consults: { 'gpt-coder': ['gemini-reviewer'] } });
+    expect(res.body.status).toBe('completed');
+    expect(res.body.output).toBe('consulted answer');
+    expect(JSON.stringify(gpt.generationRequests()[before]!.body.tools)).toContain('ask_gemini-reviewer');
+    expect(res.body.results.find((r: any) => r.step_id === 'gpt-coder.consult1')).toMatchObject({ agent: 'gemini-reviewer', output: 'looks fine' });
+  });
+});

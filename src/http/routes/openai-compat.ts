@@ -11,7 +11,7 @@ import { streamSSE } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isEnsembleError, type EnsembleError } from '../../core/index.ts';
 import type { AppSettingsCache, RateLimits } from '../../governance/index.ts';
-import { answerStepOf, buildSingleAgent, chatStepIds, type ChatMode, type ConversationTurn } from '../../orchestrator/chat.ts';
+import { answerStepOf, buildSingleAgent, type ChatMode, type ConversationTurn } from '../../orchestrator/chat.ts';
 import type { ChatService, RunService, RunView, WorkflowService } from '../../orchestrator/index.ts';
 import type { Actor, AgentService, AppService } from '../../registry/index.ts';
 import type { CompiledStep, CompiledWorkflow } from '../../workflow/index.ts';
@@ -348,10 +348,6 @@ async function startRun(
       return { runId: run.id, answerStep: workflowAnswerStep(workflow.definition) };
     }
     case 'multi': {
-      // Agents whose steps would share an id would silently answer once: refuse them.
-      const ids = chatStepIds(spec.mode, spec.agents, spec.aggregator);
-      const clash = ids.find((id, i) => ids.indexOf(id) !== i);
-      if (clash !== undefined) throw badModel(model, `two steps would both be "${clash}"; name each agent once (sequential: an agent may repeat only right after itself)`);
       try {
         const runId = await deps.chat.start(
           appId,
