@@ -7,6 +7,7 @@
  */
 import { EnsembleError, newId } from '../core/index.ts';
 import {
+  abortableSleep as sleep,
   isProviderError,
   type CallContext,
   type CallOptions,
@@ -277,19 +278,4 @@ function withCap<T extends CallOptions>(options: T, admission: Admission): T {
 function failure(error: unknown, latencyMs: number): Outcome {
   const code = isProviderError(error) ? error.code : error instanceof EnsembleError ? error.code : 'internal_error';
   return { usage: undefined, costUsd: 0, priceKnown: false, latencyMs, ttftMs: null, outcome: code === 'cancelled' ? 'cancelled' : 'error', errorCode: code };
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
