@@ -150,7 +150,9 @@ export class RunService {
 
   /** Creates a run of an ad-hoc DAG (chat modes use this) and queues it. */
   async startAdHocRun(appId: string, definition: CompiledWorkflow, mode: string, input: StartRunInput, actor: Actor): Promise<{ run: RunRecord; created: boolean }> {
-    return this.#create(appId, { kind: 'chat', workflow_id: null, workflow_name: null, workflow_version: null, mode, definition, input, actor });
+    // An inline workflow document is a workflow run with no saved workflow behind it.
+    const inline = mode === 'workflow';
+    return this.#create(appId, { kind: inline ? 'workflow' : 'chat', workflow_id: null, workflow_name: inline ? definition.name : null, workflow_version: null, mode: inline ? null : mode, definition, input, actor });
   }
 
   async #create(
