@@ -144,10 +144,19 @@ class GovernedProvider implements Provider {
     const promptCharacters = prompt.length + (options.systemPrompt?.length ?? 0) + (options.history ?? []).reduce((n, m) => n + m.content.length, 0) + (options.schema ? JSON.stringify(options.schema).length : 0);
     const estimatedInput = estimateInputTokens(promptCharacters);
     const limit = (ctx.agentConfig.rate_limit ?? {}) as RateLimit;
-    await this.#waitOrRefuse(options.signal, async () => {
-      if (limit.requests_per_minute) await this.#deps.limits.take('agent-rpm', ctx.agentId, limit.requests_per_minute, 1, `${limit.requests_per_minute} requests per minute for agent ${ctx.agentName}`);
-      if (limit.tokens_per_minute) await this.#deps.limits.take('agent-tpm', ctx.agentId, limit.tokens_per_minute, estimatedInput, `${limit.tokens_per_minute} tokens per minute for agent ${ctx.agentName}`);
-    });
+    // Each limit is waited for on its own, so waiting on one never takes a second point of another.
+    const rpm = limit.requests_per_minute;
+    const tpm = limit.tokens_per_minute;
+    if (rpm) await this.#waitOrRefuse(options.signal, () => this.#deps.limits.take('agent-rpm', ctx.agentId, rpm, 1, `${rpm} requests per minute for agent ${ctx.agentName}`));
+    if (tpm) {
+      try {
+        await this.#waitOrRefuse(options.signal, () => this.#deps.limits.take('agent-tpm', ctx.agentId, tpm, estimatedInput, `${tpm} tokens per minute for agent ${ctx.agentName}`));
+      } catch (error) {
+        // Refused on tokens: the request point taken above goes back.
+        if (rpm) await this.#deps.limits.give('agent-rpm', ctx.agentId, rpm, 1);
+        throw error;
+      }
+    }
 
     const scopes: BudgetScope[] = [];
     const agentBudget = ctx.agentConfig.budget as Budget | undefined;

@@ -58,14 +58,11 @@ export class StorageRunJournal implements RunJournal {
   async finish(outcome: RunOutcome): Promise<void> {
     await this.#flushDeltas();
     const at = new Date().toISOString();
-    await this.#storage.runs.update(
-      this.#runId,
-      { status: outcome.status, output: outcome.output, outputs: outcome.outputs, error: outcome.error, usage: outcome.usage, cost_usd: outcome.costUsd, finished_at: at },
-      at,
-    );
     if (outcome.status === 'waiting') {
-      // Not over: the run sleeps (no worker holds it) until a person decides.
-      await this.#storage.runs.update(this.#runId, { status: 'waiting', outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd }, at);
+      // Not over: the run sleeps (no worker holds it) until a person decides. Only a running run
+      // goes to sleep: a decision that already queued it again wins.
+      await this.#storage.runs.update(this.#runId, { outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd }, at);
+      if (!(await this.#storage.runs.transitionStatus(this.#runId, 'running', 'waiting'))) return;
       const steps = await this.#storage.runs.listSteps(this.#runId);
       const waitingFor = steps.filter((s) => s.status === 'waiting').map((s) => ({ step_id: s.step_id, message: s.reason, since: s.started_at, timeout_at: s.wait_until ?? null }));
       const event = this.#next('run.waiting', { waiting_for: waitingFor, outputs: outcome.outputs });
@@ -73,6 +70,11 @@ export class StorageRunJournal implements RunJournal {
       this.#bus.publish(event);
       return;
     }
+    await this.#storage.runs.update(
+      this.#runId,
+      { status: outcome.status, output: outcome.output, outputs: outcome.outputs, error: outcome.error, usage: outcome.usage, cost_usd: outcome.costUsd, finished_at: at },
+      at,
+    );
     await this.#storage.runs.finishAttempt(this.#runId, this.#attempt, outcome.status, outcome.error, at);
     let event: RunEventRecord;
     if (outcome.status === 'failed') event = this.#next('run.failed', { error: outcome.error, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
@@ -96,10 +98,17 @@ export class StorageRunJournal implements RunJournal {
     const batch = this.#deltas;
     if (batch.length === 0) return this.#flushing;
     this.#deltas = [];
-    this.#flushing = this.#flushing.then(async () => {
-      await this.#storage.runs.appendEvents(batch);
-      this.#bus.stored(this.#runId, batch[batch.length - 1]!.seq);
-    });
+    // A failed batch must not poison every later write: the chain goes on, the batch is dropped
+    // from the pending list either way (a reader skips a hole once the run has ended).
+    this.#flushing = this.#flushing
+      .catch(() => {})
+      .then(async () => {
+        try {
+          await this.#storage.runs.appendEvents(batch);
+        } finally {
+          this.#bus.stored(this.#runId, batch[batch.length - 1]!.seq);
+        }
+      });
     return this.#flushing;
   }
 }

@@ -213,10 +213,17 @@ export class RunService {
   /** The queue's handler: executes (or resumes) a run in this process. */
   async execute(runId: string): Promise<void> {
     if (this.#active.has(runId)) return;
-    const run = await this.#d.storage.runs.getById(runId);
-    if (!run || TERMINAL_RUN_STATUSES.has(run.status)) return;
+    // Claimed before the first await, so two dispatches of one run cannot both go on.
     const controllers = { cancel: new AbortController(), interrupt: new AbortController() };
     this.#active.set(runId, controllers);
+    const run = await this.#d.storage.runs.getById(runId).catch((error: unknown) => {
+      this.#active.delete(runId);
+      throw error;
+    });
+    if (!run || TERMINAL_RUN_STATUSES.has(run.status) || run.status === 'waiting') {
+      this.#active.delete(runId);
+      return;
+    }
     let lease: { epoch: number; timer: NodeJS.Timeout; lost: boolean } | undefined;
     try {
       let storage = this.#d.storage;
@@ -491,6 +498,14 @@ export class RunService {
 
   async cancel(appId: string, runId: string, actor: Actor): Promise<RunView> {
     const run = await this.#require(appId, runId);
+    if (run.status === 'waiting' && (await this.#d.storage.runs.transitionStatus(run.id, 'waiting', 'deciding'))) {
+      // A waiting run has no executor: it is ended here (its waiting and pending steps are cancelled).
+      await this.#d.storage.runs.requestCancel(run.id);
+      await this.#d.storage.runs.update(run.id, { status: 'running' }, new Date().toISOString());
+      await this.#d.audit.record({ actor, app_id: appId, action: 'run.cancel', target_type: 'run', target_id: run.id, outcome: 'success', details: {} });
+      await this.execute(run.id);
+      return this.get(appId, runId);
+    }
     if (!TERMINAL_RUN_STATUSES.has(run.status)) {
       await this.#d.storage.runs.requestCancel(run.id);
       const active = this.#active.get(run.id);
@@ -551,7 +566,12 @@ export class RunService {
         const pending = this.#d.bus.pending(runId).filter((e) => e.seq > last);
         const merged = mergeBySeq(batch, pending).filter((e) => e.seq > last && e.seq <= upTo);
         for (const event of merged) {
-          if (event.seq !== last + 1) return;
+          if (event.seq !== last + 1) {
+            // A hole: events announced but never stored (their process died). Once the run has
+            // ended nothing will fill it, so replay goes on past it.
+            const current = await this.#d.storage.runs.getById(runId);
+            if (!current || !TERMINAL_RUN_STATUSES.has(current.status)) return;
+          }
           yield event;
           last = event.seq;
         }

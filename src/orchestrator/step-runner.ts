@@ -13,7 +13,6 @@ export class AgentStepRunner implements StepRunner {
   readonly #agents: AgentService;
   readonly #run: RunRecord;
   readonly #appId: string;
-  readonly #cache = new Map<string, Promise<AgentRecord>>();
 
   constructor(agents: AgentService, run: RunRecord) {
     this.#agents = agents;
@@ -110,6 +109,7 @@ export class AgentStepRunner implements StepRunner {
       return failure;
     }
     if (error instanceof ConsultLimitError) return { code: 'consult_limit_exceeded', message: error.message, retryable: false };
+    if (error instanceof InactiveAgentError) return { code: 'agent_inactive', message: error.message, retryable: false };
     if (isEnsembleError(error)) {
       const retryAfterMs = (error.details as { retry_after_ms?: number } | null)?.retry_after_ms;
       return { code: error.code, message: error.message, retryable: error.code === 'rate_limited', ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
@@ -117,15 +117,22 @@ export class AgentStepRunner implements StepRunner {
     return { code: 'internal_error', message: error instanceof Error ? error.message : String(error), retryable: false };
   }
 
-  /** Agents are read once per run: a run sees one consistent agent, even if it is edited meanwhile. */
-  #agent(name: string): Promise<AgentRecord> {
-    let found = this.#cache.get(name);
-    if (!found) {
-      found = this.#agents.getRecord(this.#appId, name);
-      found.catch(() => this.#cache.delete(name));
-      this.#cache.set(name, found);
-    }
-    return found;
+  /**
+   * Agents are read for every call: a key rotated (or an agent switched off) meanwhile applies to
+   * the calls that start afterwards, as the contract says.
+   */
+  async #agent(name: string): Promise<AgentRecord> {
+    const agent = await this.#agents.getRecord(this.#appId, name);
+    if (!agent.is_active) throw new InactiveAgentError(name);
+    return agent;
+  }
+}
+
+/** A step names an agent that is switched off (`is_active: false`). */
+export class InactiveAgentError extends Error {
+  constructor(name: string) {
+    super(`Agent "${name}" is not active`);
+    this.name = 'InactiveAgentError';
   }
 }
 

@@ -131,6 +131,11 @@ export class AgentService {
     if (input.config !== undefined) patch.config = mergeConfig(current.config, input.config);
     const provider = (patch.provider ?? current.provider) as ProviderName;
     const keyRotated = input.api_key !== undefined;
+    // The stored key was given for one vendor endpoint: sending it elsewhere needs it again.
+    const endpointChanged = (patch.provider !== undefined && patch.provider !== current.provider) || (patch.config !== undefined && patch.config.base_url !== current.config.base_url);
+    if (endpointChanged && !keyRotated && current.api_key_ciphertext) {
+      throw new EnsembleError('invalid_request', 'Changing provider or config.base_url needs the api_key again (the stored key is not sent to a new endpoint)', [{ path: 'api_key', message: 'Required when provider or base_url changes' }]);
+    }
     if (keyRotated) Object.assign(patch, this.#sealKey(appId, current.id, input.api_key as string));
     else this.#checkKeyPresent(provider, current.api_key_ciphertext ? 'stored' : undefined);
     const baseUrl = (patch.config ?? current.config).base_url;

@@ -33,6 +33,9 @@ for (const [network, prefix] of [
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['ff00::', 8],
+  ['::', 96], // IPv4-compatible (::a.b.c.d)
+  ['64:ff9b::', 96], // NAT64: reaches IPv4 addresses through a translator
+  ['2002::', 16], // 6to4: embeds an IPv4 address
 ] as const) {
   BLOCKED.addSubnet(network, prefix, 'ipv6');
 }

@@ -7,14 +7,24 @@ import type { Database } from './schema.ts';
 /**
  * Kysely's SQLite dialect expects a better-sqlite3-like handle; node:sqlite is close enough that
  * this adapter is all it takes (and it keeps native addons out of the install).
+ *
+ * Prepared statements are kept (an LRU of {@link STATEMENT_CACHE_SIZE} by SQL text): Kysely asks
+ * for a fresh one for every query, and compiling the same few dozen statements again and again
+ * was a third of the SQLite time of a workflow step (bench/RESULTS.md). `all` and `run` finish
+ * before they return, so one statement can serve every caller; `iterate` (a cursor left open)
+ * gets a statement of its own.
  */
 class NodeSqliteStatement implements SqliteStatement {
   readonly reader: boolean;
   readonly #statement: StatementSync;
+  readonly #db: DatabaseSync;
+  readonly #sql: string;
 
-  constructor(statement: StatementSync) {
-    this.#statement = statement;
-    this.reader = statement.columns().length > 0;
+  constructor(db: DatabaseSync, sql: string) {
+    this.#db = db;
+    this.#sql = sql;
+    this.#statement = db.prepare(sql);
+    this.reader = this.#statement.columns().length > 0;
   }
 
   all(parameters: ReadonlyArray<unknown>): unknown[] {
@@ -26,27 +36,42 @@ class NodeSqliteStatement implements SqliteStatement {
   }
 
   iterate(parameters: ReadonlyArray<unknown>): IterableIterator<unknown> {
-    return this.#statement.iterate(...(parameters as SQLInputValue[]));
+    return this.#db.prepare(this.#sql).iterate(...(parameters as SQLInputValue[]));
   }
 }
 
+/** Distinct SQL texts kept prepared (multi-row inserts make a few variants per table). */
+const STATEMENT_CACHE_SIZE = 500;
+
 class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, NodeSqliteStatement>();
 
   constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
   close(): void {
+    this.#statements.clear();
     this.#db.close();
   }
 
   prepare(sql: string): SqliteStatement {
+    const cached = this.#statements.get(sql);
+    if (cached) {
+      // Most recently used last: the first entry is the one to drop when the cache is full.
+      this.#statements.delete(sql);
+      this.#statements.set(sql, cached);
+      return cached;
+    }
     // A deferred BEGIN takes the write lock only at the first write, and two processes that
     // both read first cannot both upgrade (SQLITE_BUSY without waiting). BEGIN IMMEDIATE waits
     // on busy_timeout instead, which is what makes concurrent migrations and writes safe.
     const text = sql.trim().toLowerCase() === 'begin' ? 'begin immediate' : sql;
-    return new NodeSqliteStatement(this.#db.prepare(text));
+    const statement = new NodeSqliteStatement(this.#db, text);
+    this.#statements.set(sql, statement);
+    if (this.#statements.size > STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
+    return statement;
   }
 }
 

@@ -136,6 +136,7 @@ export class Semaphore {
   }
 
   async acquire(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw signal.reason;
     if (this.#available > 0) {
       this.#available--;
       return;
@@ -340,6 +341,14 @@ class Execution {
       await this.#skip(state, step, 'all of its inputs were skipped or failed');
       return;
     }
+    // An iteration of a loop that ended is skipped as a whole, whatever else its steps wait for.
+    if (step.iteration) {
+      const ended = step.dependsOn.map((id) => this.#steps.get(id)).find((dep) => dep?.iteration?.index === step.iteration!.index && dep.iteration.loop === step.iteration!.loop && this.#states.get(dep.id)?.status === 'skipped');
+      if (ended) {
+        await this.#skip(state, step, this.#states.get(ended.id)?.reason ?? 'the loop ended');
+        return;
+      }
+    }
     const scope = this.#scope();
     if (step.loopGuard) {
       const done = compileCondition(step.loopGuard.until).evaluate(scope);
@@ -483,7 +492,9 @@ class Execution {
   async #attempt(step: CompiledStep, state: StepState, agent: string, message: string): Promise<{ ok: true; result: StepCallResult } | { ok: false; failure: StepFailure }> {
     const attemptController = new AbortController();
     const onRunAbort = () => attemptController.abort(this.#controller.signal.reason);
-    this.#controller.signal.addEventListener('abort', onRunAbort, { once: true });
+    // The run may have been aborted while this step was being announced: no call starts then.
+    if (this.#controller.signal.aborted) onRunAbort();
+    else this.#controller.signal.addEventListener('abort', onRunAbort, { once: true });
     let timedOut = false;
     const timer = step.timeoutMs
       ? setTimeout(() => {
@@ -491,8 +502,10 @@ class Execution {
           attemptController.abort(new Error('step timeout'));
         }, step.timeoutMs)
       : undefined;
-    const release = await this.#acquire();
+    let release: () => void = () => {};
     try {
+      release = await this.#acquire();
+      if (attemptController.signal.aborted) throw attemptController.signal.reason ?? new Error('aborted');
       const result = await this.#o.runner.run({
         runId: this.#o.runId,
         stepId: state.stepId,
@@ -510,6 +523,7 @@ class Execution {
       if (timedOut) {
         return { ok: false, failure: { code: 'timeout', message: `The step took longer than its timeout_ms (${step.timeoutMs} ms)`, retryable: true } };
       }
+      if (this.#controller.signal.aborted) return { ok: false, failure: { code: 'cancelled', message: 'The run was stopped', retryable: false } };
       return { ok: false, failure: this.#o.runner.classify(error) };
     } finally {
       release();
@@ -518,16 +532,17 @@ class Execution {
     }
   }
 
+  /** A permit of the run and of the process; throws when the run is stopped while waiting. */
   async #acquire(): Promise<() => void> {
     const signal = this.#controller.signal;
-    await this.#runSemaphore.acquire(signal).catch(() => undefined);
+    await this.#runSemaphore.acquire(signal);
     const process = this.#o.processSemaphore;
     if (process) {
       try {
         await process.acquire(signal);
-      } catch {
+      } catch (error) {
         this.#runSemaphore.release();
-        return () => {};
+        throw error;
       }
     }
     return () => {
@@ -572,9 +587,10 @@ class Execution {
   async #backoff(step: CompiledStep, attempt: number, failure: StepFailure): Promise<void> {
     const ceiling = Math.min(step.retry.maxBackoffMs, step.retry.backoffMs * 2 ** (attempt - 1));
     const delay = Math.max(Math.round(ceiling / 2 + (this.#random() * ceiling) / 2), failure.retryAfterMs ?? 0);
+    const signal = this.#controller.signal;
+    if (signal.aborted) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, delay);
-      const signal = this.#controller.signal;
       function done() {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);

@@ -246,3 +246,22 @@ describe.each(engines)('registry over HTTP on %s', (engine) => {
     });
   });
 });
+
+describe('a stored key is not sent to a new endpoint', () => {
+  it('changing provider or base_url needs the api_key again', async () => {
+    const { startEnsemble } = await import('../support/ensemble.ts');
+    const e = await startEnsemble();
+    try {
+      await e.agent('moving', 'openai');
+      const moved = await e.server.call('PATCH', '/api/v1/agents/moving', { token: e.token, body: { config: { base_url: 'https://api.example.com/v1' } } });
+      expect(moved.status).toBe(400);
+      expect(moved.body.error.details[0].path).toBe('api_key');
+      const switched = await e.server.call('PATCH', '/api/v1/agents/moving', { token: e.token, body: { provider: 'groq' } });
+      expect(switched.status).toBe(400);
+      const fine = await e.server.call('PATCH', '/api/v1/agents/moving', { token: e.token, body: { role: 'other' } });
+      expect(fine.status).toBe(200);
+    } finally {
+      await e.close();
+    }
+  });
+});

@@ -223,3 +223,41 @@ describe('bounded loops', () => {
     expect(tooMany.body.error.details[0]).toMatchObject({ code: 'limit_exceeded' });
   });
 });
+
+describe('edges found in review', () => {
+  it('cancelling a waiting run ends it at once', async () => {
+    await e.workflow({ name: 'gate-only', steps: [{ id: 'gate', type: 'approval', message: 'ok?' }, { id: 'after', agent: 'gpt-coder' }] });
+    const waiting = (await execute('gate-only')).body;
+    expect(waiting.status).toBe('waiting');
+    const cancelled = await e.server.call('POST', `/api/v1/runs/${waiting.run_id}/cancel`, { token: e.token });
+    expect(cancelled.status).toBe(202);
+    expect(cancelled.body.status).toBe('cancelled');
+    expect(cancelled.body.steps.find((s: any) => s.step_id === 'gate').status).toBe('cancelled');
+  });
+
+  it('a loop that ended skips its later iterations even where a body step also waits for an outside step', async () => {
+    await e.workflow({
+      name: 'loop-outside',
+      steps: [
+        { id: 'pre', agent: 'groq-joiner' },
+        { loop: { max_iterations: 3, until: 'true', steps: [{ id: 'draft', agent: 'gpt-coder' }, { id: 'review', agent: 'gemini-security', depends_on: ['draft', 'pre'] }] } },
+      ],
+    });
+    const before = counts();
+    const run = (await execute('loop-outside')).body;
+    expect(run.status).toBe('completed');
+    expect(counts().openai - before.openai).toBe(1);
+    expect(counts().gemini - before.gemini).toBe(1);
+    expect(run.steps.find((s: any) => s.step_id === 'review@2').status).toBe('skipped');
+  });
+
+  it('a workflow step refuses an inactive agent', async () => {
+    await e.agent('sleepy', 'groq', { is_active: false });
+    await e.workflow({ name: 'uses-sleepy', steps: [{ id: 'one', agent: 'sleepy' }] });
+    const before = counts();
+    const run = (await execute('uses-sleepy')).body;
+    expect(run.status).toBe('failed');
+    expect(run.error.code).toBe('agent_inactive');
+    expect(counts().groq).toBe(before.groq);
+  });
+});

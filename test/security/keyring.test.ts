@@ -80,6 +80,9 @@ describe('OutboundPolicy', () => {
     ['fe80::1', true],
     ['fd00::5', true],
     ['::ffff:127.0.0.1', true],
+    ['::127.0.0.1', true],
+    ['64:ff9b::a00:1', true],
+    ['2002:7f00:1::1', true],
     ['8.8.8.8', false],
     ['2606:4700::1111', false],
   ])('%s is private: %s', (address, expected) => {

@@ -155,7 +155,7 @@ const reject = createRoute({
 export function registerRunRoutes(app: OpenAPIHono<AppEnv>, runs: RunService): void {
   app.openapi(retry, async (c) => {
     const { appId, actor } = requireApp(c.get('principal'));
-    const hasBody = (c.req.header('content-length') ?? '0') !== '0';
+    const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
     const body = hasBody ? c.req.valid('json') : {};
     const overrides = body.input_overrides ? { ...(body.input_overrides.input !== undefined ? { input: body.input_overrides.input } : {}), ...(body.input_overrides.context ? { context: body.input_overrides.context } : {}) } : undefined;
     return c.json(await runs.retry(appId, c.req.valid('param').run_id, { ...(body.steps ? { steps: body.steps } : {}), ...(overrides ? { inputOverrides: overrides } : {}) }, actor), 202);
@@ -167,7 +167,7 @@ export function registerRunRoutes(app: OpenAPIHono<AppEnv>, runs: RunService): v
   ] as const) {
     app.openapi(route, async (c) => {
       const { appId, actor } = requireApp(c.get('principal'));
-      const hasBody = (c.req.header('content-length') ?? '0') !== '0';
+      const hasBody = (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined;
       const comment = hasBody ? c.req.valid('json').comment : undefined;
       const { run_id, step_id } = c.req.valid('param');
       return c.json(await runs.decide(appId, run_id, step_id, decision, comment, actor), 200);
