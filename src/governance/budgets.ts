@@ -34,6 +34,9 @@ export const RESERVATION_TTL_MS = 60 * 60 * 1000;
 /** Reserve-then-settle against every budget a call counts against. */
 export class BudgetGuard {
   readonly #store: BudgetStore;
+  /** The scopes of reservations not settled yet, so a late settlement still finds them. */
+  readonly #open = new Map<string, BudgetClaim[]>();
+
   constructor(store: BudgetStore) {
     this.#store = store;
   }
@@ -57,6 +60,7 @@ export class BudgetGuard {
     });
     const id = newId();
     const result = await this.#store.reserve(id, claims, new Date(now.getTime() + RESERVATION_TTL_MS).toISOString());
+    if (result.ok) this.#open.set(id, claims);
     if (!result.ok) {
       const scope = scopes.find((s) => s.scope === result.claim.scope)!;
       throw new EnsembleError('budget_exceeded', `The ${scope.label} budget of $${scope.budget.limit_usd} per ${scope.budget.period} would be passed; the provider was not called`, {
@@ -72,7 +76,10 @@ export class BudgetGuard {
   }
 
   async settle(reservationId: string | undefined, actualUsd: number): Promise<void> {
-    if (reservationId) await this.#store.settle(reservationId, toNano(actualUsd));
+    if (!reservationId) return;
+    const claims = this.#open.get(reservationId) ?? [];
+    this.#open.delete(reservationId);
+    await this.#store.settle(reservationId, toNano(actualUsd), claims);
   }
 
   releaseExpired(now = new Date()): Promise<number> {

@@ -152,10 +152,21 @@ export class KyselyBudgetStore implements BudgetStore {
     }
   }
 
-  async settle(reservationId: string, actualNano: number): Promise<void> {
+  async settle(reservationId: string, actualNano: number, claims: BudgetClaim[] = []): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('budget_reservations').select('entries').where('id', '=', reservationId).executeTakeFirst();
-      if (!row) return;
+      if (!row) {
+        // Released meanwhile (expired): nothing is reserved any more, but the money was spent.
+        for (const claim of claims) {
+          await trx
+            .updateTable('budget_ledgers')
+            .set((eb) => ({ spent_nano: eb('spent_nano', '+', actualNano) }))
+            .where('scope', '=', claim.scope)
+            .where('period_start', '=', claim.periodStart)
+            .execute();
+        }
+        return;
+      }
       const entries = JSON.parse(row.entries) as ReservedEntry[];
       for (const entry of entries) {
         await trx

@@ -316,8 +316,12 @@ export interface BudgetStore {
    * spent + reserved + amount stays within its limit. Returns the first claim that did not fit.
    */
   reserve(reservationId: string, claims: BudgetClaim[], expiresAt: string): Promise<{ ok: true } | { ok: false; claim: BudgetClaim; spentNano: number; reservedNano: number }>;
-  /** Turns a reservation into spend: `actualNano` is added to every scope it reserved. */
-  settle(reservationId: string, actualNano: number): Promise<void>;
+  /**
+   * Turns a reservation into spend: `actualNano` is added to every scope it reserved. When the
+   * reservation was already released (it outlived its time to live), the spend is still added
+   * to the scopes of `claims`.
+   */
+  settle(reservationId: string, actualNano: number, claims?: BudgetClaim[]): Promise<void>;
   /** Releases reservations that were never settled (their process died). Returns how many. */
   releaseExpired(now: string): Promise<number>;
   /** Spent and reserved amounts of a scope in a period. */
