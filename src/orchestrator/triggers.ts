@@ -49,11 +49,12 @@ export class TriggerService {
 
   /**
    * Verifies a webhook's signature with the app's secret, in constant time. Two schemes:
-   * `X-Ensemble-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` (refused when
-   * older than {@link WEBHOOK_TOLERANCE_SECONDS}), and GitHub's `X-Hub-Signature-256:
+   * `X-Ensemble-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<trigger>.<body>">` (refused
+   * when older than {@link WEBHOOK_TOLERANCE_SECONDS}; the trigger is signed so a delivery cannot
+   * be replayed to another trigger), and GitHub's `X-Hub-Signature-256:
    * sha256=<hex HMAC-SHA256 of the body>` (replays refused by `X-GitHub-Delivery` id).
    */
-  async verify(appId: string, headers: (name: string) => string | undefined, rawBody: string, now = Date.now()): Promise<'ensemble' | 'github'> {
+  async verify(appId: string, trigger: string, headers: (name: string) => string | undefined, rawBody: string, now = Date.now()): Promise<'ensemble' | 'github'> {
     const app = await this.#apps.get(appId);
     const secret = app ? await this.#apps.webhookSecret(appId) : undefined;
     const refuse = (why: string) => new EnsembleError('unauthorized', `Webhook refused: ${why}`);
@@ -64,7 +65,7 @@ export class TriggerService {
       const timestamp = Number(parts.t);
       if (!Number.isFinite(timestamp) || !parts.v1) throw refuse('malformed X-Ensemble-Signature');
       if (Math.abs(now / 1000 - timestamp) > WEBHOOK_TOLERANCE_SECONDS) throw refuse('stale timestamp');
-      if (!safeEqualHex(hmac(secret, `${parts.t}.${rawBody}`), parts.v1)) throw refuse('bad signature');
+      if (!safeEqualHex(hmac(secret, `${parts.t}.${trigger}.${rawBody}`), parts.v1)) throw refuse('bad signature');
       return 'ensemble';
     }
     const github = headers('x-hub-signature-256');

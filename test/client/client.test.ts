@@ -134,7 +134,7 @@ describe('ensemble/client', () => {
     const t = Math.floor(Date.now() / 1000);
     const hooked = await fetch(`${e.server.url}/hooks/${appId}/client_event`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'X-Ensemble-Signature': `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}` },
+      headers: { 'content-type': 'application/json', 'X-Ensemble-Signature': `t=${t},v1=${createHmac('sha256', secret).update(`${t}.client_event.${body}`).digest('hex')}` },
       body,
     });
     expect(hooked.status).toBe(202);

@@ -64,9 +64,11 @@ describe('signed webhooks', () => {
     expect((await hook(body, {})).status).toBe(401);
     expect((await hook(body, { 'X-Hub-Signature-256': `sha256=${'0'.repeat(64)}`, 'X-GitHub-Event': 'pull_request', 'X-GitHub-Delivery': 'd-2' })).status).toBe(401);
     const now = Math.floor(Date.now() / 1000);
-    const sign = (t: number, key = secret) => `t=${t},v1=${createHmac('sha256', key).update(`${t}.${body}`).digest('hex')}`;
+    const sign = (t: number, key = secret, trigger = 'pr_review') => `t=${t},v1=${createHmac('sha256', key).update(`${t}.${trigger}.${body}`).digest('hex')}`;
     expect((await hook(body, { 'X-Ensemble-Signature': sign(now - 3600) })).status).toBe(401);
     expect((await hook(body, { 'X-Ensemble-Signature': sign(now, 'whsec_wrong') })).status).toBe(401);
+    // Signed for another trigger: not valid here.
+    expect((await hook(body, { 'X-Ensemble-Signature': sign(now, secret, 'other_trigger') })).status).toBe(401);
     const refused = await hook(body, { 'X-Ensemble-Signature': sign(now - 3600) });
     expect(refused.body.error).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('stale') });
     expect((await e.server.call('GET', '/api/v1/runs?limit=500', { token: e.token })).body.data.length).toBe(runsBefore);

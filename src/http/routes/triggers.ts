@@ -60,7 +60,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>, triggers: Trigge
     const appId = c.req.param('app_id');
     const trigger = c.req.param('trigger');
     const raw = await c.req.text();
-    const scheme = await triggers.verify(appId, (name) => c.req.header(name), raw);
+    const scheme = await triggers.verify(appId, trigger, (name) => c.req.header(name), raw);
     const actor = { kind: 'system' as const, name: `webhook:${scheme}` };
     let parsed: unknown;
     try {
