@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 import { Kysely, SqliteAdapter, SqliteDialect, type DialectAdapter, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import type { Database } from './schema.ts';
 
@@ -43,20 +44,58 @@ class NodeSqliteStatement implements SqliteStatement {
 /** Distinct SQL texts kept prepared (multi-row inserts make a few variants per table). */
 const STATEMENT_CACHE_SIZE = 500;
 
+/**
+ * WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside the COMMIT that
+ * crosses 1000 WAL pages: that commit copies the pages into the database file and fsyncs it,
+ * on the thread that serves requests (every step of a run paid about 0.1 ms for it on average,
+ * and an unlucky one several ms: bench/RESULTS.md). A worker thread with a connection of its own
+ * runs passive checkpoints instead (they never block writers or readers); the writing
+ * connection keeps a high automatic threshold only as a backstop. The worker starts once a
+ * database has seen some traffic, so short-lived stores (tests, CLI commands) never pay for it.
+ */
+const CHECKPOINT_INTERVAL_MS = 200;
+const QUERIES_BEFORE_CHECKPOINTER = 1000;
+const BACKSTOP_AUTOCHECKPOINT_PAGES = 20_000;
+const CHECKPOINTER_SOURCE = `
+const { DatabaseSync } = require('node:sqlite');
+const { parentPort, workerData } = require('node:worker_threads');
+const db = new DatabaseSync(workerData.file, { timeout: 0 });
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+const timer = setInterval(() => {
+  try { checkpoint.get(); } catch {}
+}, workerData.intervalMs);
+parentPort.on('message', () => {
+  clearInterval(timer);
+  try { db.close(); } catch {}
+  parentPort.close();
+});
+`;
+
 class NodeSqliteDatabase implements SqliteDatabase {
   readonly #db: DatabaseSync;
+  readonly #file: string;
   readonly #statements = new Map<string, NodeSqliteStatement>();
+  #queries = 0;
+  #checkpointer: Worker | undefined;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, file: string) {
     this.#db = db;
+    this.#file = file;
   }
 
   close(): void {
     this.#statements.clear();
+    if (this.#checkpointer) {
+      const worker = this.#checkpointer;
+      this.#checkpointer = undefined;
+      worker.postMessage('close');
+      setTimeout(() => void worker.terminate(), 5000).unref();
+    }
     this.#db.close();
   }
 
   prepare(sql: string): SqliteStatement {
+    if (++this.#queries === QUERIES_BEFORE_CHECKPOINTER) this.#startCheckpointer();
     const cached = this.#statements.get(sql);
     if (cached) {
       // Most recently used last: the first entry is the one to drop when the cache is full.
@@ -72,6 +111,19 @@ class NodeSqliteDatabase implements SqliteDatabase {
     this.#statements.set(sql, statement);
     if (this.#statements.size > STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
     return statement;
+  }
+
+  #startCheckpointer(): void {
+    if (this.#file === ':memory:' || !this.#db.isOpen) return;
+    const worker = new Worker(CHECKPOINTER_SOURCE, { eval: true, workerData: { file: this.#file, intervalMs: CHECKPOINT_INTERVAL_MS } });
+    worker.unref();
+    // Without the worker the connection checkpoints by itself again, as SQLite does by default.
+    worker.once('error', () => {
+      if (this.#checkpointer === worker && this.#db.isOpen) this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+      this.#checkpointer = undefined;
+    });
+    this.#checkpointer = worker;
+    this.#db.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
   }
 }
 
@@ -100,5 +152,5 @@ export function openSqlite(file: string): Kysely<Database> {
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('PRAGMA foreign_keys = ON');
   db.exec('PRAGMA synchronous = NORMAL');
-  return new Kysely<Database>({ dialect: new EnsembleSqliteDialect({ database: new NodeSqliteDatabase(db) }) });
+  return new Kysely<Database>({ dialect: new EnsembleSqliteDialect({ database: new NodeSqliteDatabase(db, file) }) });
 }
