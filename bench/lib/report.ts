@@ -61,7 +61,7 @@ export function renderReport(input: { machine: Machine; scale: Scale; totalMs: n
     lines.push(`## ${r.title}`, '');
     lines.push(`Command: \`${r.command}\` (${(r.durationMs / 1000).toFixed(1)} s)`, '');
     if (r.goal) lines.push(`Goal: ${r.goal}`, '');
-    lines.push(`Result: ${verdictMark(r)} — ${r.verdict}`, '');
+    lines.push(`Result: ${r.verdict}`, '');
     if (r.figures.length > 0) {
       lines.push('| figure | p50 | p99 | value | n | note |', '|---|---:|---:|---:|---:|---|');
       for (const f of r.figures) {
