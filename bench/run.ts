@@ -9,7 +9,7 @@
  *   BENCH_BUDGET_S=540                    skip the scenarios left once this much time has passed
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calibrate, describeMachine } from './lib/machine.ts';
@@ -42,6 +42,9 @@ export interface BenchOptions {
 export async function runBench(options: BenchOptions): Promise<{ results: ScenarioResult[]; report: string; failed: number }> {
   const log = options.log ?? ((message: string) => process.stderr.write(`[bench] ${message}\n`));
   const started = performance.now();
+  const loadText = () => loadavg().map((l) => l.toFixed(2)).join(', ');
+  const loadStart = loadText();
+  if (loadavg()[0]! > 0.7) log(`the machine is busy before the bench starts (load average ${loadStart}): the figures will show it`);
   const calibrationStart = options.scale === 'tiny' ? Number.NaN : calibrate();
   const selected = options.only && options.only.length > 0 ? SCENARIOS.filter((s) => options.only!.includes(s.id)) : SCENARIOS;
   if (options.only && options.only.length > 0 && selected.length !== options.only.length) throw new Error(`unknown scenario in --only=${options.only.join(',')}; known: ${SCENARIOS.map((s) => s.id).join(', ')}`);
@@ -72,7 +75,7 @@ export async function runBench(options: BenchOptions): Promise<{ results: Scenar
   const fixes = existsSync(FIXES) ? readFileSync(FIXES, 'utf8') : '';
   const command = `npm run bench${options.scale === 'tiny' ? ' -- --quick' : ''}${options.only?.length ? ` -- --only=${options.only.join(',')}` : ''}`;
   const calibration = { start: calibrationStart, end: options.scale === 'tiny' ? Number.NaN : calibrate() };
-  const report = renderReport({ machine: describeMachine(), scale: options.scale, totalMs, results, command, fixes, calibration });
+  const report = renderReport({ machine: describeMachine(), scale: options.scale, totalMs, results, command, fixes, calibration, load: { start: loadStart, end: loadText() } });
   writeFileSync(options.out, report);
   log(`wrote ${options.out} (${(totalMs / 1000).toFixed(0)} s)`);
   return { results, report, failed };

@@ -21,6 +21,8 @@ let openGate: () => void = () => {};
 let arrivedAtGate = 0;
 
 function resetGate(): void {
+  // Requests held by the previous gate go on.
+  openGate();
   arrivedAtGate = 0;
   if (settings.gate > 0) gateOpen = new Promise<void>((resolve) => (openGate = resolve));
   else gateOpen = Promise.resolve();

@@ -16,12 +16,17 @@ if (!gc) throw new Error('run with --expose-gc');
 gc();
 gc();
 const before = process.memoryUsage();
-await fake.configure({ latencyMs: 100, gate: count });
+await fake.stats(true);
+// The gate never opens by itself (count + 1): every call stays in flight until it is released below.
+await fake.configure({ latencyMs: 0, gate: count + 1 });
 const calls = Array.from({ length: count }, (_, i) => streamCall(provider, `request ${i}`, 'You are waiter.'));
 while ((await fake.stats()).generations < count) await new Promise((resolve) => setTimeout(resolve, 50));
+await new Promise((resolve) => setTimeout(resolve, 200));
+if ((await fake.stats()).inFlight !== count) throw new Error('the calls are not all in flight');
 gc();
 gc();
 const during = process.memoryUsage();
+await fake.configure({ gate: 0 });
 await Promise.all(calls);
 await fake.close();
 process.stdout.write(`${JSON.stringify({ count, heapPerCall: (during.heapUsed - before.heapUsed) / count, rssPerCall: (during.rss - before.rss) / count })}\n`);

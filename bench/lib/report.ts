@@ -33,7 +33,7 @@ function verdictMark(r: ScenarioResult): string {
   return r.met ? '**met**' : '**not met**';
 }
 
-export function renderReport(input: { machine: Machine; scale: Scale; totalMs: number; results: ScenarioResult[]; command: string; fixes: string; calibration: { start: number; end: number } }): string {
+export function renderReport(input: { machine: Machine; scale: Scale; totalMs: number; results: ScenarioResult[]; command: string; fixes: string; calibration: { start: number; end: number }; load: { start: string; end: string } }): string {
   const { machine, results } = input;
   const lines: string[] = [];
   lines.push('# Ensemble benchmarks', '');
@@ -47,6 +47,7 @@ export function renderReport(input: { machine: Machine; scale: Scale; totalMs: n
   if (Number.isFinite(input.calibration.start)) {
     lines.push(`| CPU calibration | ${input.calibration.start.toFixed(0)} ms at the start, ${input.calibration.end.toFixed(0)} ms at the end (10⁸ iterations of a JS loop, best of 3: a shared VM, whose speed drifts during the day; every figure moves with it) |`);
   }
+  lines.push(`| load average (1, 5, 15 min) | ${input.load.start} at the start, ${input.load.end} at the end (anything above the bench's own load means other work shared the 2 cores) |`);
   lines.push(`| whole run | ${(input.totalMs / 1000).toFixed(0)} s |`, '');
   lines.push('## How overhead is measured', '');
   lines.push(

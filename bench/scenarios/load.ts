@@ -64,7 +64,7 @@ export const load: Scenario = {
     // the server gets busier (0 ms: saturated, the figure is the throughput).
     const phases = tiny
       ? [{ latencyMs: 5, durationMs: 300, warmupMs: 100 }, { latencyMs: 0, durationMs: 300, warmupMs: 100 }]
-      : [{ latencyMs: 1000, durationMs: 15_000, warmupMs: 4_000 }, { latencyMs: 250, durationMs: 10_000, warmupMs: 2_000 }, { latencyMs: 0, durationMs: 8_000, warmupMs: 2_000 }];
+      : [{ latencyMs: 1000, durationMs: 25_000, warmupMs: 4_000 }, { latencyMs: 250, durationMs: 10_000, warmupMs: 2_000 }, { latencyMs: 0, durationMs: 8_000, warmupMs: 2_000 }];
     const latencyMs = phases[0]!.latencyMs;
     const fake = await startFakeVendor({ latencyMs });
     const server = await startEnsembleProcess({ allowedHosts: [fake.host], cpuProfDir: ctx.cpuProfDir });
