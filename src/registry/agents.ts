@@ -58,6 +58,9 @@ export interface AgentServiceDeps {
   middleware?: ProviderMiddleware[];
 }
 
+/** Agents whose vendor providers are kept built (least recently used go first). */
+const PROVIDER_CACHE_SIZE = 1000;
+
 /** The key envelope's associated data: binds it to one agent of one app. */
 function keyContext(appId: string, agentId: string): string {
   return `agent:${appId}:${agentId}`;
@@ -67,6 +70,12 @@ function keyContext(appId: string, agentId: string): string {
 export class AgentService {
   readonly #deps: AgentServiceDeps;
   readonly #fetch: typeof fetch;
+  /**
+   * Vendor providers by agent id, each valid for the agent version it was built from: building
+   * one decrypts the key and constructs the vendor client, a measurable part of a step's overhead
+   * (bench/FIXES.md). A rotation or an edit changes what the entry is checked against.
+   */
+  readonly #providers = new Map<string, { version: string; provider: Provider }>();
 
   constructor(deps: AgentServiceDeps) {
     this.#deps = deps;
@@ -154,6 +163,7 @@ export class AgentService {
   async delete(appId: string, idOrName: string, actor: Actor): Promise<void> {
     const current = await this.#require(appId, idOrName);
     await this.#deps.storage.agents.delete(appId, current.id);
+    this.#providers.delete(current.id);
     await this.#deps.audit.record({ actor, app_id: appId, action: 'agent.delete', target_type: 'agent', target_id: current.id, outcome: 'success', details: { name: current.name } });
   }
 
@@ -178,6 +188,22 @@ export class AgentService {
 
   /** The vendor's provider alone: for health checks, which are not usage. */
   #rawProvider(agent: AgentRecord): Provider {
+    const version = `${agent.updated_at}\n${agent.provider}\n${agent.model}\n${agent.api_key_ciphertext ?? ''}\n${JSON.stringify(agent.config)}`;
+    const cached = this.#providers.get(agent.id);
+    if (cached?.version === version) {
+      // Most recently used last: the oldest entry is the first one evicted.
+      this.#providers.delete(agent.id);
+      this.#providers.set(agent.id, cached);
+      return cached.provider;
+    }
+    const provider = this.#buildProvider(agent);
+    this.#providers.delete(agent.id);
+    this.#providers.set(agent.id, { version, provider });
+    if (this.#providers.size > PROVIDER_CACHE_SIZE) this.#providers.delete(this.#providers.keys().next().value!);
+    return provider;
+  }
+
+  #buildProvider(agent: AgentRecord): Provider {
     const config = AgentConfigSchema.parse(agent.config);
     const apiKey = agent.api_key_ciphertext ? this.#deps.keyring.open(agent.api_key_ciphertext, keyContext(agent.app_id, agent.id)) : undefined;
     return createProvider(

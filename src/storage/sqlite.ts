@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
-import { Kysely, SqliteAdapter, SqliteDialect, type DialectAdapter, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { Kysely, SelectQueryNode, SqliteAdapter, SqliteDialect, type CompiledQuery, type DatabaseConnection, type DialectAdapter, type Driver, type QueryResult, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import type { Database } from './schema.ts';
 
 /**
@@ -83,6 +83,14 @@ class NodeSqliteDatabase implements SqliteDatabase {
     this.#file = file;
   }
 
+  get inTransaction(): boolean {
+    return this.#db.isTransaction;
+  }
+
+  exec(sql: string): void {
+    this.#db.exec(sql);
+  }
+
   close(): void {
     this.#statements.clear();
     if (this.#checkpointer) {
@@ -103,11 +111,7 @@ class NodeSqliteDatabase implements SqliteDatabase {
       this.#statements.set(sql, cached);
       return cached;
     }
-    // A deferred BEGIN takes the write lock only at the first write, and two processes that
-    // both read first cannot both upgrade (SQLITE_BUSY without waiting). BEGIN IMMEDIATE waits
-    // on busy_timeout instead, which is what makes concurrent migrations and writes safe.
-    const text = sql.trim().toLowerCase() === 'begin' ? 'begin immediate' : sql;
-    const statement = new NodeSqliteStatement(this.#db, text);
+    const statement = new NodeSqliteStatement(this.#db, sql);
     this.#statements.set(sql, statement);
     if (this.#statements.size > STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!);
     return statement;
@@ -130,17 +134,265 @@ class NodeSqliteDatabase implements SqliteDatabase {
 /**
  * SQLite runs DDL inside transactions perfectly well; Kysely's adapter says otherwise, which
  * makes its migrator run without a transaction and without a lock. Saying yes puts each
- * migration run in one BEGIN IMMEDIATE transaction, which serializes concurrent processes.
+ * migration run in one transaction, which serializes concurrent processes. The connection is
+ * shared by the group-commit driver below, which does its own scheduling: Kysely's mutex (taken
+ * when an adapter has one connection) would hand it out one query at a time.
  */
-class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+class EnsembleSqliteAdapter extends SqliteAdapter {
   override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+
+  override get supportsMultipleConnections(): boolean {
     return true;
   }
 }
 
 class EnsembleSqliteDialect extends SqliteDialect {
+  readonly #database: NodeSqliteDatabase;
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database });
+    this.#database = database;
+  }
+
   override createAdapter(): DialectAdapter {
-    return new TransactionalDdlSqliteAdapter();
+    return new EnsembleSqliteAdapter();
+  }
+
+  override createDriver(): Driver {
+    return new GroupCommitDriver(this.#database);
+  }
+}
+
+/**
+ * Drivers of this process whose batch is open. A batch holds the database's write lock until
+ * its turn ends; another connection of the same process (two stores on one file) that wants the
+ * lock would wait for it synchronously, and the turn could never end. It commits those first.
+ */
+const openBatches = new Set<GroupCommitDriver>();
+
+/** Statements that change rows and may share a transaction with others. */
+const BATCHABLE_WRITE = /^\s*(insert|update|delete|replace|with)\b/i;
+
+/** Work waiting for the connection: it runs when no transaction of a caller holds it. */
+type Turn = () => void;
+
+/**
+ * A caller's view of the one connection: its statements run as autocommit units, or, between
+ * `beginTransaction` and its end, inside the caller's own savepoint.
+ */
+class GroupCommitConnection implements DatabaseConnection {
+  readonly #driver: GroupCommitDriver;
+  /** The savepoint of the caller's open transaction. */
+  savepoint: string | undefined;
+
+  constructor(driver: GroupCommitDriver) {
+    this.#driver = driver;
+  }
+
+  executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    return this.#driver.execute<R>(this, query);
+  }
+
+  async *streamQuery<R>(query: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    if (!SelectQueryNode.is(query.query)) throw new Error('Only select queries can be streamed');
+    for (const row of await this.#driver.iterate(this, query)) yield { rows: [row as R] };
+  }
+}
+
+/**
+ * Group commit. Every commit of a WAL database writes the pages it changed to the log; a step of
+ * a run used to commit four times (its started state, its usage record, its audit entry, its
+ * completed state), and a fan-out of 16 calls in flight sixty-four times, each paying for the
+ * same index pages again (bench/FIXES.md). Here, writes that arrive in the same turn of the event
+ * loop share one transaction, committed once the turn is over (`setImmediate`):
+ *
+ * - An autocommit INSERT / UPDATE / DELETE runs at once inside the open batch (SQLite undoes a
+ *   failed statement by itself, the batch goes on); its caller hears of it after the COMMIT.
+ * - A caller's transaction is a savepoint inside the batch and holds the connection until it
+ *   ends: nothing of anyone else runs inside it. A rollback undoes its savepoint only; its
+ *   commit is acknowledged with the batch's.
+ * - Anything else (a read, DDL, a PRAGMA) commits the open batch first, so no caller ever reads
+ *   another caller's writes before they are durable.
+ * - A failed COMMIT (or a batch SQLite rolled back by itself) fails every write of the batch.
+ *
+ * Durability is unchanged: no caller is told a write is done before the transaction that holds
+ * it has committed.
+ */
+class GroupCommitDriver implements Driver {
+  readonly #database: NodeSqliteDatabase;
+  /** Callers waiting for the connection, in arrival order. */
+  readonly #waiting: Turn[] = [];
+  /** The connection whose transaction holds the connection now. */
+  #holder: GroupCommitConnection | undefined;
+  #batchOpen = false;
+  /** Writes of the open batch, told of its outcome when it ends. */
+  #acks: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  #commitScheduled = false;
+  #savepoints = 0;
+
+  constructor(database: NodeSqliteDatabase) {
+    this.#database = database;
+  }
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new GroupCommitConnection(this);
+  }
+
+  async releaseConnection(): Promise<void> {}
+
+  beginTransaction(connection: DatabaseConnection): Promise<void> {
+    const caller = connection as GroupCommitConnection;
+    return this.#whenFree<void>((resolve) => {
+      this.#openBatch();
+      const name = `ensemble_tx_${++this.#savepoints}`;
+      this.#database.exec(`savepoint ${name}`);
+      caller.savepoint = name;
+      this.#holder = caller;
+      resolve(undefined);
+    });
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    const caller = connection as GroupCommitConnection;
+    return new Promise((resolve, reject) => {
+      const name = caller.savepoint;
+      if (!name || this.#holder !== caller) return reject(new Error('no transaction to commit'));
+      try {
+        this.#database.exec(`release ${name}`);
+      } catch (error) {
+        this.#endTransaction(caller);
+        return reject(error);
+      }
+      this.#acks.push({ resolve, reject });
+      this.#endTransaction(caller);
+    });
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    const caller = connection as GroupCommitConnection;
+    // A commit that failed has ended the transaction already: nothing is left to undo.
+    if (!caller.savepoint || this.#holder !== caller) return;
+    try {
+      if (this.#database.inTransaction) this.#database.exec(`rollback to ${caller.savepoint}; release ${caller.savepoint}`);
+    } finally {
+      this.#endTransaction(caller);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    this.#commit();
+    this.#database.close();
+  }
+
+  execute<R>(caller: GroupCommitConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#holder === caller) return Promise.resolve(this.#run<R>(query));
+    const write = BATCHABLE_WRITE.test(query.sql);
+    return this.#whenFree((resolve, reject) => {
+      if (!write) {
+        this.#commit();
+        resolve(this.#run<R>(query));
+        return;
+      }
+      this.#openBatch();
+      let result: QueryResult<R>;
+      try {
+        result = this.#run<R>(query);
+      } catch (error) {
+        // A statement's failure is undone by SQLite alone; a failure that ended the whole
+        // transaction (I/O, a full disk) ends the batch for everyone.
+        if (!this.#database.inTransaction) this.#batchLost(error);
+        throw error;
+      }
+      // A write with RETURNING reads rows, but its rows are its own: it is still acknowledged
+      // only once committed.
+      this.#acks.push({ resolve: () => resolve(result), reject });
+    });
+  }
+
+  async iterate(caller: GroupCommitConnection, query: CompiledQuery): Promise<unknown[]> {
+    return (await this.execute(caller, query)).rows as unknown[];
+  }
+
+  /** Runs `turn` as soon as no transaction holds the connection (and earlier callers have run). */
+  #whenFree<T>(turn: (resolve: (value: T) => void, reject: (error: unknown) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const run = () => {
+        try {
+          turn(resolve, reject);
+        } catch (error) {
+          reject(error);
+        }
+      };
+      if (!this.#holder && this.#waiting.length === 0) run();
+      else this.#waiting.push(run);
+    });
+  }
+
+  #run<R>(query: CompiledQuery): QueryResult<R> {
+    const statement = this.#database.prepare(query.sql);
+    if (statement.reader) return { rows: statement.all(query.parameters) as R[] };
+    const { changes, lastInsertRowid } = statement.run(query.parameters);
+    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+  }
+
+  /** Commits the open batch unless a caller's transaction holds it (that one ends by itself). */
+  commitIfIdle(): void {
+    if (!this.#holder) this.#commit();
+  }
+
+  #openBatch(): void {
+    if (this.#batchOpen) return;
+    for (const other of openBatches) if (other !== this) other.commitIfIdle();
+    // IMMEDIATE: the write lock is taken now (waiting on busy_timeout for another process),
+    // never upgraded later, where two processes could deadlock.
+    this.#database.exec('begin immediate');
+    this.#batchOpen = true;
+    openBatches.add(this);
+    if (!this.#commitScheduled) {
+      this.#commitScheduled = true;
+      setImmediate(() => {
+        this.#commitScheduled = false;
+        if (!this.#holder) this.#commit();
+      });
+    }
+  }
+
+  #endTransaction(caller: GroupCommitConnection): void {
+    caller.savepoint = undefined;
+    if (this.#holder === caller) this.#holder = undefined;
+    if (this.#batchOpen && !this.#database.inTransaction) this.#batchLost(new Error('the transaction was rolled back by SQLite'));
+    // The turn ended while the transaction held the connection: the batch commits now.
+    if (!this.#commitScheduled && !this.#holder) this.#commit();
+    while (!this.#holder && this.#waiting.length > 0) this.#waiting.shift()!();
+  }
+
+  /** Commits the open batch and tells its writers. */
+  #commit(): void {
+    if (!this.#batchOpen) return;
+    const acks = this.#acks;
+    this.#acks = [];
+    this.#batchOpen = false;
+    openBatches.delete(this);
+    try {
+      this.#database.exec('commit');
+    } catch (error) {
+      if (this.#database.inTransaction) this.#database.exec('rollback');
+      for (const ack of acks) ack.reject(error);
+      return;
+    }
+    for (const ack of acks) ack.resolve();
+  }
+
+  #batchLost(error: unknown): void {
+    const acks = this.#acks;
+    this.#acks = [];
+    this.#batchOpen = false;
+    openBatches.delete(this);
+    for (const ack of acks) ack.reject(error);
   }
 }
 
@@ -152,5 +404,5 @@ export function openSqlite(file: string): Kysely<Database> {
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('PRAGMA foreign_keys = ON');
   db.exec('PRAGMA synchronous = NORMAL');
-  return new Kysely<Database>({ dialect: new EnsembleSqliteDialect({ database: new NodeSqliteDatabase(db, file) }) });
+  return new Kysely<Database>({ dialect: new EnsembleSqliteDialect(new NodeSqliteDatabase(db, file)) });
 }
