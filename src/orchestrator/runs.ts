@@ -248,7 +248,8 @@ export class RunService {
         storage = { ...storage, runs: storage.runs.fenced(runId, epoch) } as Storage;
       }
       if (this.#cancelRequested.delete(runId) || (await storage.runs.cancelRequested(runId))) controllers.cancel.abort();
-      const fresh = (await storage.runs.getById(runId)) ?? run;
+      // Under a lease the run is read again: it may have changed while the lease was taken.
+      const fresh = this.#d.lease ? ((await storage.runs.getById(runId)) ?? run) : run;
       const journal = new StorageRunJournal(storage, this.#d.bus, runId, await storage.runs.lastSeq(runId), fresh.attempt);
       const current = { ...run, definition: fresh.definition, input: fresh.input, context: fresh.context, attempt: fresh.attempt };
       if (current.mode === 'orchestrated') await this.#executeOrchestrated(current, journal, controllers, storage);

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { Migrator } from 'kysely/migration';
+import { executeShaped, rowParameters } from './compiled.ts';
 import { migrationProvider, type Engine } from './migrations.ts';
 import { KyselyBudgetStore, KyselyUsageStore, KyselyUserStore } from './governance-store.ts';
 import { KyselyRunStore, KyselyWorkflowStore } from './run-store.ts';
@@ -186,7 +187,11 @@ class KyselyAgentStore implements AgentStore {
 
   async get(appId: string, idOrName: string): Promise<AgentRecord | undefined> {
     const column = UUID_PATTERN.test(idOrName) ? 'id' : 'name';
-    const row = await this.#db.selectFrom('agents').selectAll().where('app_id', '=', appId).where(column, '=', idOrName).executeTakeFirst();
+    // Read for every call a step makes: its SQL is built once.
+    const { rows } = await executeShaped<Selectable<AgentsTable>>(this.#db, `agents.get:${column}`, [appId, idOrName], () =>
+      this.#db.selectFrom('agents').selectAll().where('app_id', '=', appId).where(column, '=', idOrName),
+    );
+    const row = rows[0];
     return row && toAgent(row);
   }
 
@@ -259,6 +264,8 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
   };
 }
 
+const AUDIT_COLUMNS = ['id', 'app_id', 'at', 'actor', 'action', 'target_type', 'target_id', 'outcome', 'details'] as const;
+
 class KyselyAuditStore implements AuditStore {
   readonly #db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
@@ -266,10 +273,9 @@ class KyselyAuditStore implements AuditStore {
   }
 
   async append(entry: AuditEntry): Promise<void> {
-    await this.#db
-      .insertInto('audit_log')
-      .values({ ...entry, details: JSON.stringify(entry.details) })
-      .execute();
+    // Written for every call: its SQL is built once (the row's columns in AUDIT_COLUMNS order).
+    const row = { id: entry.id, app_id: entry.app_id, at: entry.at, actor: entry.actor, action: entry.action, target_type: entry.target_type, target_id: entry.target_id, outcome: entry.outcome, details: JSON.stringify(entry.details) };
+    await executeShaped(this.#db, 'audit_log.insert', rowParameters([row], AUDIT_COLUMNS), () => this.#db.insertInto('audit_log').values(row));
   }
 
   async list(appId: string, query: AuditQuery): Promise<AuditEntry[]> {

@@ -1,4 +1,5 @@
 import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
+import { executeShaped, rowParameters } from './compiled.ts';
 import { parseJson as parse, toJson as json, unlessDuplicate, UUID_PATTERN } from './rows.ts';
 import type { Database, RunEventsTable, RunStepsTable, RunsTable, WorkflowsTable } from './schema.ts';
 import type { RunAttemptRecord, RunEventRecord, RunPatch, RunQuery, RunRecord, RunStepRecord, RunStore, WorkflowRecord, WorkflowStore } from './types.ts';
@@ -127,13 +128,13 @@ export class KyselyRunStore implements RunStore {
   async recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await upsertStep(trx, step);
-      if (events.length > 0) await trx.insertInto('run_events').values(events.map(toEventRow)).execute();
+      if (events.length > 0) await insertEvents(trx, events);
     });
   }
 
   async appendEvents(events: RunEventRecord[]): Promise<void> {
     if (events.length === 0) return;
-    await this.#db.insertInto('run_events').values(events.map(toEventRow)).execute();
+    await insertEvents(this.#db, events);
   }
 
   async listEvents(runId: string, afterSeq: number, limit = 10_000): Promise<RunEventRecord[]> {
@@ -274,12 +275,21 @@ async function updateRun(db: Kysely<Database> | Transaction<Database>, runId: st
 
 async function upsertStep(trx: Transaction<Database>, step: RunStepRecord): Promise<void> {
   const row = toStepRow(step);
-  const { run_id: _run, step_id: _step, ...changes } = row;
-  await trx
-    .insertInto('run_steps')
-    .values(row)
-    .onConflict((oc) => oc.columns(['run_id', 'step_id']).doUpdateSet(changes))
-    .execute();
+  const columns = (Object.keys(row) as Array<keyof typeof row>).filter((c) => row[c] !== undefined);
+  const changed = columns.filter((c) => c !== 'run_id' && c !== 'step_id');
+  await executeShaped(trx, `run_steps.upsert:${columns.join(',')}`, rowParameters([row], columns), () =>
+    trx
+      .insertInto('run_steps')
+      .values(row)
+      .onConflict((oc) => oc.columns(['run_id', 'step_id']).doUpdateSet((eb) => Object.fromEntries(changed.map((c) => [c, eb.ref(`excluded.${c}` as never)])) as never)),
+  );
+}
+
+const EVENT_COLUMNS = ['run_id', 'seq', 'type', 'data', 'at'] as const;
+
+function insertEvents(db: Kysely<Database> | Transaction<Database>, events: RunEventRecord[]): Promise<unknown> {
+  const rows = events.map(toEventRow);
+  return executeShaped(db, `run_events.insert:${rows.length}`, rowParameters(rows, EVENT_COLUMNS), () => db.insertInto('run_events').values(rows));
 }
 
 function toRunRow(run: RunRecord): Insertable<RunsTable> {
@@ -337,7 +347,8 @@ function toStep(row: Selectable<RunStepsTable>): RunStepRecord {
 }
 
 function toEventRow(event: RunEventRecord): RunEventsTable {
-  return { ...event, data: json(event.data) };
+  // Always in EVENT_COLUMNS order: the shape of the insert.
+  return { run_id: event.run_id, seq: event.seq, type: event.type, data: json(event.data), at: event.at };
 }
 
 /** A write of an executor that no longer holds the run's lease. */
@@ -375,7 +386,7 @@ class FencedRunStore implements RunStore {
     await this.#db.transaction().execute(async (trx) => {
       await this.#check(trx);
       await upsertStep(trx, step);
-      if (events.length > 0) await trx.insertInto('run_events').values(events.map(toEventRow)).execute();
+      if (events.length > 0) await insertEvents(trx, events);
     });
   }
 
@@ -383,7 +394,7 @@ class FencedRunStore implements RunStore {
     if (events.length === 0) return;
     await this.#db.transaction().execute(async (trx) => {
       await this.#check(trx);
-      await trx.insertInto('run_events').values(events.map(toEventRow)).execute();
+      await insertEvents(trx, events);
     });
   }
 
