@@ -1,9 +1,13 @@
-import { sql, type Kysely } from 'kysely';
-import type { Database } from './schema.ts';
+import { sql, type CompiledQuery, type Insertable, type Kysely, type SelectQueryBuilder } from 'kysely';
+import type { Database, UsageDailyTable, UsageRecordsTable } from './schema.ts';
+import { executeShaped, rowParameters } from './compiled.ts';
 import { isUniqueViolation } from './rows.ts';
 import type { BudgetClaim, BudgetStore, UsageGroup, UsageQuery, UsageRecord, UsageRow, UsageStore, UserBudget, UserStore } from './types.ts';
 
-const GROUP_COLUMNS: Readonly<Record<UsageGroup, 'agent_name' | 'provider' | 'model' | 'workflow_name' | 'day' | 'user_id'>> = {
+type Dimension = 'agent_name' | 'provider' | 'model' | 'workflow_name' | 'day' | 'user_id';
+
+/** The column of each `group_by` dimension. */
+export const GROUP_COLUMNS: Readonly<Record<UsageGroup, Dimension>> = {
   agent: 'agent_name',
   provider: 'provider',
   model: 'model',
@@ -12,55 +16,232 @@ const GROUP_COLUMNS: Readonly<Record<UsageGroup, 'agent_name' | 'provider' | 'mo
   user: 'user_id',
 };
 
+const SUM_COLUMNS = ['requests', 'errors', 'input_tokens', 'output_tokens', 'total_tokens', 'cost_usd'] as const;
+type SumColumn = (typeof SUM_COLUMNS)[number];
+type Sums = Record<SumColumn, number>;
+
+/**
+ * The daily rollups (migration 0007), each with the groups it can answer. A nullable dimension
+ * is '' in a rollup key ("none"); reads turn it back into NULL.
+ */
+const ROLLUPS = {
+  usage_daily: { key: ['app_id', 'day', 'agent_name', 'provider', 'model', 'workflow_name'], groups: ['agent', 'provider', 'model', 'workflow', 'day'] },
+  usage_daily_users: { key: ['app_id', 'day', 'user_id'], groups: ['user', 'day'] },
+} as const satisfies Record<string, { key: ReadonlyArray<string>; groups: ReadonlyArray<UsageGroup> }>;
+type RollupTable = keyof typeof ROLLUPS;
+
+/** Rows per multi-row INSERT: 27 columns × 500 stays well under SQLite's 32,766 parameters. */
+const ROWS_PER_INSERT = 500;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** The columns of a usage row, in the order `toRow` builds it: the shape of the insert. */
+const USAGE_COLUMNS = [
+  'id', 'app_id', 'agent_id', 'agent_name', 'workflow_id', 'workflow_name', 'run_id', 'step_id', 'provider', 'model', 'kind', 'user_id', 'token_id',
+  'input_tokens', 'output_tokens', 'total_tokens', 'cached_input_tokens', 'reasoning_tokens', 'cost_usd', 'price_known', 'latency_ms', 'ttft_ms',
+  'outcome', 'error_code', 'at', 'day', 'run_attempt',
+] as const satisfies ReadonlyArray<keyof UsageRecordsTable>;
+
+function toRow(r: UsageRecord): Insertable<UsageRecordsTable> & Record<(typeof USAGE_COLUMNS)[number], unknown> {
+  return {
+    id: r.id, app_id: r.app_id, agent_id: r.agent_id, agent_name: r.agent_name, workflow_id: r.workflow_id,
+    // '' is "none" in the rollups' keys: an empty name is stored as none here too, so the two never mix.
+    workflow_name: r.workflow_name || null,
+    run_id: r.run_id, step_id: r.step_id, provider: r.provider, model: r.model, kind: r.kind,
+    user_id: r.user_id || null,
+    token_id: r.token_id, input_tokens: r.input_tokens, output_tokens: r.output_tokens, total_tokens: r.total_tokens,
+    cached_input_tokens: r.cached_input_tokens, reasoning_tokens: r.reasoning_tokens, cost_usd: r.cost_usd, price_known: r.price_known ? 1 : 0,
+    latency_ms: r.latency_ms, ttft_ms: r.ttft_ms, outcome: r.outcome, error_code: r.error_code, at: r.at, day: r.at.slice(0, 10), run_attempt: r.run_attempt ?? null,
+  };
+}
+
+/**
+ * Adds a batch to a rollup: its rows summed per key (one upsert per key, '' for a missing
+ * workflow or user), in key order, so that concurrent batches on PostgreSQL wait for each other
+ * instead of deadlocking. The upsert adds under the row's lock: no increment is ever lost.
+ */
+async function upsertRollup(trx: Kysely<Database>, table: RollupTable, rows: ReadonlyArray<Insertable<UsageRecordsTable>>): Promise<void> {
+  const key = ROLLUPS[table].key;
+  const groups = new Map<string, { values: string[]; sums: Sums }>();
+  for (const row of rows) {
+    const values = key.map((c) => row[c] ?? '');
+    const id = JSON.stringify(values);
+    let group = groups.get(id);
+    if (!group) {
+      group = { values, sums: { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost_usd: 0 } };
+      groups.set(id, group);
+    }
+    const sums = group.sums;
+    sums.requests += 1;
+    sums.errors += row.outcome === 'success' ? 0 : 1;
+    sums.input_tokens += row.input_tokens ?? 0;
+    sums.output_tokens += row.output_tokens ?? 0;
+    sums.total_tokens += row.total_tokens ?? 0;
+    sums.cost_usd += row.cost_usd ?? 0;
+  }
+  const ordered: Array<Record<string, unknown>> = [...groups.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, { values, sums }]) => ({ ...Object.fromEntries(key.map((c, i) => [c, values[i]])), ...sums }));
+  // `SET requests = <table>.requests + excluded.requests, …`
+  const add = Object.fromEntries(SUM_COLUMNS.map((c) => [c, sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`]));
+  const columns = [...key, ...SUM_COLUMNS];
+  for (const chunk of chunks(ordered, ROWS_PER_INSERT)) {
+    await executeShaped(trx, `${table}.upsert:${chunk.length}`, rowParameters(chunk, columns), () =>
+      trx
+        .insertInto(table)
+        .values(chunk as unknown as Array<Insertable<UsageDailyTable>>)
+        .onConflict((oc) => oc.columns([...key] as Array<keyof UsageDailyTable>).doUpdateSet(add)),
+    );
+  }
+}
+
+/** What one part of the union reads: the group columns (as the query names them) and the sums. */
+type PartRow = Record<Dimension, string | null> & Sums;
+type Part = SelectQueryBuilder<Database, 'usage_records' | RollupTable, PartRow>;
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The UTC day after `day` ('YYYY-MM-DD'), or undefined when `day` is not one. */
+function nextDay(day: string): string | undefined {
+  const time = Date.parse(`${day}T00:00:00.000Z`);
+  if (!DAY.test(day) || Number.isNaN(time) || new Date(time).toISOString().slice(0, 10) !== day) return undefined;
+  const next = new Date(time + 86_400_000).toISOString().slice(0, 10);
+  return DAY.test(next) ? next : undefined;
+}
+
+/**
+ * The whole UTC days inside [from, to): days `start <= day < end` (an open side when the range
+ * has none), or undefined when there are none. `at` is always `Date#toISOString()` text, so a
+ * day's calls lie in [day + 'T00:00:00.000Z', next day) and compare as text.
+ */
+export function wholeDays(from: string | undefined, to: string | undefined): { start?: string; end?: string } | undefined {
+  let start: string | undefined;
+  if (from !== undefined) {
+    const day = from.slice(0, 10);
+    start = from <= `${day}T00:00:00.000Z` ? day : nextDay(day);
+    if (start === undefined || !DAY.test(start)) return undefined;
+  }
+  let end: string | undefined;
+  if (to !== undefined) {
+    // Every call of a day before to's own day is before `to`; to's day is partial (or empty).
+    end = to.slice(0, 10);
+    if (!DAY.test(end)) return undefined;
+  }
+  if (start !== undefined && end !== undefined && start >= end) return undefined;
+  return { ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) };
+}
+
+/** The rollup that can answer these groups (the smallest per app for no group), if any. */
+function rollupFor(groupBy: readonly UsageGroup[]): RollupTable | undefined {
+  return (Object.keys(ROLLUPS) as RollupTable[]).find((table) => groupBy.every((g) => (ROLLUPS[table].groups as readonly UsageGroup[]).includes(g)));
+}
+
+/** The raw calls of [from, to) (either side open), one row each. */
+function rawPart(db: Kysely<Database>, appId: string, columns: readonly Dimension[], from: string | undefined, to: string | undefined, runId: string | undefined): Part {
+  let q = db.selectFrom('usage_records').where('app_id', '=', appId);
+  if (from !== undefined) q = q.where('at', '>=', from);
+  if (to !== undefined) q = q.where('at', '<', to);
+  if (runId !== undefined) q = q.where('run_id', '=', runId);
+  return q
+    .select((eb) => [
+      ...columns.map((c) => eb.ref(c).as(c)),
+      sql<number>`1`.as('requests'),
+      sql<number>`case when outcome != 'success' then 1 else 0 end`.as('errors'),
+      'input_tokens',
+      'output_tokens',
+      'total_tokens',
+      'cost_usd',
+    ])
+    .$castTo<PartRow>();
+}
+
+/** The rollup's sums of the whole days [start, end). */
+function rollupPart(db: Kysely<Database>, appId: string, table: RollupTable, columns: readonly Dimension[], days: { start?: string; end?: string }): Part {
+  let q = db.selectFrom(table).where('app_id', '=', appId);
+  if (days.start !== undefined) q = q.where('day', '>=', days.start);
+  if (days.end !== undefined) q = q.where('day', '<', days.end);
+  return q
+    .select([
+      ...columns.map((c) => (c === 'workflow_name' || c === 'user_id' ? sql<string | null>`nullif(${sql.ref(c)}, '')`.as(c) : sql<string>`${sql.ref(c)}`.as(c))),
+      ...SUM_COLUMNS,
+    ])
+    .$castTo<PartRow>();
+}
+
+/**
+ * The SQL of {@link KyselyUsageStore.aggregate}: one statement, `GROUP BY` over the union of
+ * the rollup's whole days and the raw rows of the partial days at the range's edges. Without a
+ * rollup for the groups (user with agent, provider, model or workflow) or with a run filter,
+ * it reads the raw rows only.
+ */
+export function usageAggregateQuery(db: Kysely<Database>, appId: string, query: UsageQuery): CompiledQuery<Record<string, unknown>> {
+  const columns = query.groupBy.map((g) => GROUP_COLUMNS[g]);
+  const table = query.runId === undefined ? rollupFor(query.groupBy) : undefined;
+  const days = table && wholeDays(query.from, query.to);
+  const parts: Part[] = [];
+  if (table && days) {
+    parts.push(rollupPart(db, appId, table, columns, days));
+    if (query.from !== undefined && days.start !== undefined && query.from < days.start) parts.push(rawPart(db, appId, columns, query.from, days.start, undefined));
+    if (query.to !== undefined && days.end !== undefined && query.to > days.end) parts.push(rawPart(db, appId, columns, days.end, query.to, undefined));
+  } else {
+    parts.push(rawPart(db, appId, columns, query.from, query.to, query.runId));
+  }
+  const union = parts.slice(1).reduce((all, part) => all.unionAll(part), parts[0]!);
+  return db
+    .selectFrom(union.as('u'))
+    .select((eb) => [...columns.map((c) => eb.ref(c).as(c)), ...SUM_COLUMNS.map((c) => eb.fn.sum<number>(c).as(c))])
+    .$if(columns.length > 0, (qb) => columns.reduce((ordered, c) => ordered.orderBy(c), qb.groupBy(columns)))
+    .compile();
+}
+
 export class KyselyUsageStore implements UsageStore {
   readonly #db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
     this.#db = db;
   }
 
-  async insert(record: UsageRecord): Promise<void> {
-    await this.#db
-      .insertInto('usage_records')
-      .values({ ...record, price_known: record.price_known ? 1 : 0, day: record.at.slice(0, 10) })
-      .execute();
+  insert(record: UsageRecord): Promise<void> {
+    return this.insertMany([record]);
+  }
+
+  async insertMany(records: readonly UsageRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const rows = records.map(toRow);
+    await this.#db.transaction().execute(async (trx) => {
+      for (const chunk of chunks(rows, ROWS_PER_INSERT)) {
+        await executeShaped(trx, `usage_records.insert:${chunk.length}`, rowParameters(chunk, USAGE_COLUMNS), () => trx.insertInto('usage_records').values(chunk));
+      }
+      await upsertRollup(trx, 'usage_daily', rows);
+      await upsertRollup(trx, 'usage_daily_users', rows);
+    });
   }
 
   async aggregate(appId: string, query: UsageQuery): Promise<UsageRow[]> {
-    const columns = query.groupBy.map((g) => GROUP_COLUMNS[g]);
-    let q = this.#db.selectFrom('usage_records').where('app_id', '=', appId);
-    if (query.from) q = q.where('at', '>=', query.from);
-    if (query.to) q = q.where('at', '<', query.to);
-    if (query.runId) q = q.where('run_id', '=', query.runId);
-    const rows = await q
-      .select((eb) => [
-        ...columns.map((c) => eb.ref(c).as(c)),
-        eb.fn.countAll<number>().as('requests'),
-        eb.fn.sum<number>(eb.case().when('outcome', '!=', 'success').then(1).else(0).end()).as('errors'),
-        eb.fn.sum<number>('input_tokens').as('input_tokens'),
-        eb.fn.sum<number>('output_tokens').as('output_tokens'),
-        eb.fn.sum<number>('total_tokens').as('total_tokens'),
-        eb.fn.sum<number>('cost_usd').as('cost_usd'),
-      ])
-      .$if(columns.length > 0, (qb) => qb.groupBy(columns).orderBy(columns))
-      .execute();
-    return rows.map((row) => {
-      const record = row as Record<string, unknown>;
-      const group: UsageRow['group'] = {};
-      query.groupBy.forEach((g, i) => {
-        const value = record[columns[i]!];
-        group[g] = value === null || value === undefined ? null : String(value);
-      });
-      return {
-        group,
-        requests: Number(record.requests ?? 0),
-        errors: Number(record.errors ?? 0),
-        input_tokens: Number(record.input_tokens ?? 0),
-        output_tokens: Number(record.output_tokens ?? 0),
-        total_tokens: Number(record.total_tokens ?? 0),
-        cost_usd: Number(record.cost_usd ?? 0),
-      };
-    });
+    const { rows } = await this.#db.executeQuery(usageAggregateQuery(this.#db, appId, query));
+    return rows.map((row) => toUsageRow(row, query.groupBy));
   }
+}
+
+/** A row of an aggregate (group columns and sums, as either engine returns them) as the port's UsageRow. */
+export function toUsageRow(row: Record<string, unknown>, groupBy: readonly UsageGroup[]): UsageRow {
+  const group: UsageRow['group'] = {};
+  for (const g of groupBy) {
+    const value = row[GROUP_COLUMNS[g]];
+    group[g] = value === null || value === undefined ? null : String(value);
+  }
+  return {
+    group,
+    requests: Number(row.requests ?? 0),
+    errors: Number(row.errors ?? 0),
+    input_tokens: Number(row.input_tokens ?? 0),
+    output_tokens: Number(row.output_tokens ?? 0),
+    total_tokens: Number(row.total_tokens ?? 0),
+    cost_usd: Number(row.cost_usd ?? 0),
+  };
 }
 
 /** Creates the scope's ledger for the period if missing, starting from the spend already recorded. */

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type CreateTableBuilder, type Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 
 /**
@@ -244,6 +244,43 @@ function migrations(engine: Engine): Record<string, Migration> {
           .addPrimaryKeyConstraint('run_attempts_pk', ['run_id', 'attempt'])
           .execute();
         await db.schema.createIndex('run_steps_waiting').on('run_steps').columns(['status', 'wait_until']).execute();
+      },
+    },
+    '0007_usage_rollups': {
+      async up(db: Kysely<unknown>) {
+        // Daily sums of usage_records, kept in the same transaction as every insert, so that
+        // `GET /usage` reads whole days from here and raw rows only for a range's partial days.
+        // Keys are NOT NULL on both engines (an upsert needs a key it can match): "no workflow"
+        // and "no user" are '' here. An empty name cannot be recorded (inserts store it as
+        // NULL, and the raw rows are brought in line first), so '' always means none.
+        await sql`update usage_records set workflow_name = null where workflow_name = ''`.execute(db);
+        await sql`update usage_records set user_id = null where user_id = ''`.execute(db);
+        // Clustered by key on SQLite: the range scan of one app's days reads the sums in place.
+        const createRollup = async (name: string, dimensions: string[]) => {
+          let table: CreateTableBuilder<string, string> = db.schema.createTable(name);
+          for (const column of ['app_id', 'day', ...dimensions]) table = table.addColumn(column, 'text', (c) => c.notNull());
+          for (const column of ['requests', 'errors', 'input_tokens', 'output_tokens', 'total_tokens']) table = table.addColumn(column, 'bigint', (c) => c.notNull());
+          await table
+            .addColumn('cost_usd', 'double precision', (c) => c.notNull())
+            .addPrimaryKeyConstraint(`${name}_pk`, ['app_id', 'day', ...dimensions])
+            .modifyEnd(engine === 'sqlite' ? sql`without rowid` : sql``)
+            .execute();
+        };
+        await createRollup('usage_daily', ['agent_name', 'provider', 'model', 'workflow_name']);
+        // Users get their own rollup: keyed with the other dimensions too, it would hold about
+        // as many rows as usage_records (bench/FIXES.md, "Analytics").
+        await createRollup('usage_daily_users', ['user_id']);
+        // The backfill runs in the migration's transaction, under the migration lock: processes
+        // starting at once wait for it, and it runs once.
+        const totals = sql`count(*), sum(case when outcome != 'success' then 1 else 0 end), sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_usd)`;
+        await sql`
+          insert into usage_daily (app_id, day, agent_name, provider, model, workflow_name, requests, errors, input_tokens, output_tokens, total_tokens, cost_usd)
+          select app_id, day, agent_name, provider, model, coalesce(workflow_name, ''), ${totals}
+          from usage_records group by app_id, day, agent_name, provider, model, coalesce(workflow_name, '')`.execute(db);
+        await sql`
+          insert into usage_daily_users (app_id, day, user_id, requests, errors, input_tokens, output_tokens, total_tokens, cost_usd)
+          select app_id, day, coalesce(user_id, ''), ${totals}
+          from usage_records group by app_id, day, coalesce(user_id, '')`.execute(db);
       },
     },
   };

@@ -180,6 +180,36 @@ export interface UsageRecordsTable {
   run_attempt: Generated<number | null>;
 }
 
+/** The sums of a rollup row (PostgreSQL returns its bigints as strings). */
+export interface UsageSums {
+  requests: number | string | bigint;
+  errors: number | string | bigint;
+  input_tokens: number | string | bigint;
+  output_tokens: number | string | bigint;
+  total_tokens: number | string | bigint;
+  cost_usd: number;
+}
+
+/**
+ * Daily sums of usage_records per app, day (UTC) and dimension; '' stands for "no workflow".
+ * Written in the transaction of every usage insert (migration 0007).
+ */
+export interface UsageDailyTable extends UsageSums {
+  app_id: string;
+  day: string;
+  agent_name: string;
+  provider: string;
+  model: string;
+  workflow_name: string;
+}
+
+/** Daily sums per end user; '' stands for "no user". */
+export interface UsageDailyUsersTable extends UsageSums {
+  app_id: string;
+  day: string;
+  user_id: string;
+}
+
 export interface BudgetLedgersTable {
   scope: string;
   period_start: string;
@@ -203,6 +233,8 @@ export interface Database {
   run_steps: RunStepsTable;
   run_events: RunEventsTable;
   usage_records: UsageRecordsTable;
+  usage_daily: UsageDailyTable;
+  usage_daily_users: UsageDailyUsersTable;
   budget_ledgers: BudgetLedgersTable;
   budget_reservations: BudgetReservationsTable;
   user_budgets: UserBudgetsTable;

@@ -292,8 +292,21 @@ export interface UsageRow {
 }
 
 export interface UsageStore {
+  /**
+   * Records one call: its row and its daily rollups, in one transaction. An empty
+   * `workflow_name` or `user_id` is stored as none (null).
+   */
   insert(record: UsageRecord): Promise<void>;
-  /** Rows grouped in SQL; with no group, one row of totals. */
+  /**
+   * Records many calls in one transaction (group commit): the rows, then each daily rollup key
+   * the batch touches upserted once with the batch's sums.
+   */
+  insertMany(records: readonly UsageRecord[]): Promise<void>;
+  /**
+   * Rows grouped in SQL (ordered by the group columns); with no group, one row of totals. Calls
+   * with `from <= at < to`: whole UTC days inside the range are read from the daily rollups,
+   * the partial days at its edges from the rows.
+   */
   aggregate(appId: string, query: UsageQuery): Promise<UsageRow[]>;
 }
 
