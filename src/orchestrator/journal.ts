@@ -6,6 +6,14 @@ import type { EventBus } from './event-bus.ts';
 const DELTA_BATCH_SIZE = 64;
 const DELTA_FLUSH_MS = 50;
 
+interface StepBatch {
+  steps: RunStepRecord[];
+  events: RunEventRecord[];
+  /** The deltas among `events`: they leave the bus's pending list once stored. */
+  deltas: RunEventRecord[];
+  done: Promise<void>;
+}
+
 export const FINAL_EVENTS: ReadonlySet<string> = new Set(['run.completed', 'run.failed', 'run.cancelled']);
 
 /**
@@ -19,7 +27,9 @@ export class StorageRunJournal implements RunJournal {
   #seq: number;
   #deltas: RunEventRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> = Promise.resolve();
+  /** The batch still taking writes, and the last batch handed on (they are stored in order). */
+  #batch: StepBatch | undefined;
+  #tail: Promise<void> = Promise.resolve();
 
   readonly #attempt: number;
 
@@ -32,16 +42,11 @@ export class StorageRunJournal implements RunJournal {
   }
 
   async step(state: StepState, event?: { type: RunEventType; data: Record<string, unknown> }): Promise<void> {
-    // Buffered deltas go into the step's own transaction rather than a write of their own: one
-    // commit less per step (bench/RESULTS.md). Earlier batches still land first.
+    // Buffered deltas go into the step's own transaction rather than a write of their own.
     const deltas = this.#takeDeltas();
-    await this.#flushing;
     const events = event ? [this.#next(event.type, event.data)] : [];
-    try {
-      await this.#storage.runs.recordStep({ ...toStepRecord(this.#runId, state), run_attempt: this.#attempt }, deltas.length > 0 ? [...deltas, ...events] : events);
-    } finally {
-      if (deltas.length > 0) this.#bus.stored(this.#runId, deltas[deltas.length - 1]!.seq);
-    }
+    const record = { ...toStepRecord(this.#runId, state), run_attempt: this.#attempt };
+    await this.#write([record], deltas.length > 0 ? [...deltas, ...events] : events, deltas);
     for (const e of events) this.#bus.publish(e);
   }
 
@@ -107,22 +112,45 @@ export class StorageRunJournal implements RunJournal {
     return batch;
   }
 
-  /** Writes buffered deltas; serialized so batches land in sequence order. */
+  /** Writes buffered deltas (with whatever else this turn writes). */
   #flushDeltas(): Promise<void> {
-    const batch = this.#takeDeltas();
-    if (batch.length === 0) return this.#flushing;
-    // A failed batch must not poison every later write: the chain goes on, the batch is dropped
-    // from the pending list either way (a reader skips a hole once the run has ended).
-    this.#flushing = this.#flushing
-      .catch(() => {})
-      .then(async () => {
-        try {
-          await this.#storage.runs.appendEvents(batch);
-        } finally {
-          this.#bus.stored(this.#runId, batch[batch.length - 1]!.seq);
-        }
-      });
-    return this.#flushing;
+    const deltas = this.#takeDeltas();
+    return this.#write([], deltas, deltas);
+  }
+
+  /**
+   * Every write of the journal's steps and events goes through one pipeline of batches: what
+   * the steps of a run write in one turn (the instances of a fan-out that start or end at once)
+   * is one transaction with one multi-row statement per table, not one each (bench/FIXES.md).
+   * Batches are stored one after the other, so events reach storage in sequence order; every
+   * caller is answered once the batch holding its write is stored.
+   */
+  #write(steps: RunStepRecord[], events: RunEventRecord[], deltas: RunEventRecord[]): Promise<void> {
+    if (steps.length === 0 && events.length === 0) return this.#tail;
+    let batch = this.#batch;
+    if (!batch) {
+      const created: StepBatch = { steps: [], events: [], deltas: [], done: Promise.resolve() };
+      // A failed batch must not poison later ones: the chain goes on (a reader skips a hole
+      // once the run has ended), and its deltas leave the pending list either way.
+      created.done = this.#tail
+        .catch(() => {})
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(async () => {
+          if (this.#batch === created) this.#batch = undefined;
+          try {
+            await this.#storage.runs.recordSteps(created.steps, created.events);
+          } finally {
+            const last = created.deltas[created.deltas.length - 1];
+            if (last) this.#bus.stored(this.#runId, last.seq);
+          }
+        });
+      this.#tail = created.done;
+      this.#batch = batch = created;
+    }
+    batch.steps.push(...steps);
+    batch.events.push(...events);
+    batch.deltas.push(...deltas);
+    return batch.done;
   }
 }
 

@@ -126,10 +126,11 @@ export class KyselyRunStore implements RunStore {
   }
 
   async recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      await upsertStep(trx, step);
-      if (events.length > 0) await insertEvents(trx, events);
-    });
+    await this.recordSteps([step], events);
+  }
+
+  async recordSteps(steps: RunStepRecord[], events: RunEventRecord[]): Promise<void> {
+    await this.#db.transaction().execute((trx) => writeSteps(trx, steps, events));
   }
 
   async appendEvents(events: RunEventRecord[]): Promise<void> {
@@ -273,15 +274,29 @@ async function updateRun(db: Kysely<Database> | Transaction<Database>, runId: st
   await db.updateTable('runs').set(values).where('id', '=', runId).execute();
 }
 
-async function upsertStep(trx: Transaction<Database>, step: RunStepRecord): Promise<void> {
-  const row = toStepRow(step);
-  const columns = (Object.keys(row) as Array<keyof typeof row>).filter((c) => row[c] !== undefined);
-  const changed = columns.filter((c) => c !== 'run_id' && c !== 'step_id');
-  await executeShaped(trx, `run_steps.upsert:${columns.join(',')}`, rowParameters([row], columns), () =>
+/** Rows per multi-row statement: well under both engines' parameter limits (SQLite: 32,766). */
+const ROWS_PER_STATEMENT = 500;
+
+const STEP_COLUMNS = [
+  'run_id', 'step_id', 'group_id', 'output_name', 'agent', 'status', 'attempts', 'result', 'error', 'usage', 'cost_usd', 'latency_ms', 'reason', 'started_at', 'finished_at', 'wait_until', 'run_attempt',
+] as const satisfies ReadonlyArray<keyof RunStepsTable>;
+const STEP_CHANGES = STEP_COLUMNS.filter((c) => c !== 'run_id' && c !== 'step_id');
+
+async function writeSteps(trx: Transaction<Database>, steps: RunStepRecord[], events: RunEventRecord[]): Promise<void> {
+  // One row per step in a statement (an upsert cannot touch a row twice): the last state wins.
+  const latest = new Map<string, RunStepRecord>();
+  for (const step of steps) latest.set(`${step.run_id}\u0000${step.step_id}`, step);
+  const rows = [...latest.values()].map(toStepRow);
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await upsertSteps(trx, rows.slice(i, i + ROWS_PER_STATEMENT));
+  for (let i = 0; i < events.length; i += ROWS_PER_STATEMENT) await insertEvents(trx, events.slice(i, i + ROWS_PER_STATEMENT));
+}
+
+function upsertSteps(trx: Transaction<Database>, rows: Array<Record<(typeof STEP_COLUMNS)[number], unknown>>): Promise<unknown> {
+  return executeShaped(trx, `run_steps.upsert:${rows.length}`, rowParameters(rows, STEP_COLUMNS), () =>
     trx
       .insertInto('run_steps')
-      .values(row)
-      .onConflict((oc) => oc.columns(['run_id', 'step_id']).doUpdateSet((eb) => Object.fromEntries(changed.map((c) => [c, eb.ref(`excluded.${c}` as never)])) as never)),
+      .values(rows as Array<Insertable<RunStepsTable>>)
+      .onConflict((oc) => oc.columns(['run_id', 'step_id']).doUpdateSet((eb) => Object.fromEntries(STEP_CHANGES.map((c) => [c, eb.ref(`excluded.${c}`)])) as never)),
   );
 }
 
@@ -324,12 +339,26 @@ function toRun(row: Selectable<RunsTable>): RunRecord {
   };
 }
 
-function toStepRow(step: RunStepRecord): Insertable<RunStepsTable> {
+/** Every column, in STEP_COLUMNS order: the shape of the upsert. */
+function toStepRow(step: RunStepRecord): Record<(typeof STEP_COLUMNS)[number], unknown> {
   return {
-    ...step,
+    run_id: step.run_id,
+    step_id: step.step_id,
+    group_id: step.group_id,
+    output_name: step.output_name,
+    agent: step.agent,
+    status: step.status,
+    attempts: step.attempts,
     result: step.result === null || step.result === undefined ? null : json(step.result),
     error: step.error === null || step.error === undefined ? null : json(step.error),
     usage: step.usage === null ? null : json(step.usage),
+    cost_usd: step.cost_usd,
+    latency_ms: step.latency_ms,
+    reason: step.reason,
+    started_at: step.started_at,
+    finished_at: step.finished_at,
+    wait_until: step.wait_until ?? null,
+    run_attempt: step.run_attempt ?? 1,
   };
 }
 
@@ -383,10 +412,13 @@ class FencedRunStore implements RunStore {
   }
 
   async recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void> {
+    await this.recordSteps([step], events);
+  }
+
+  async recordSteps(steps: RunStepRecord[], events: RunEventRecord[]): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await this.#check(trx);
-      await upsertStep(trx, step);
-      if (events.length > 0) await insertEvents(trx, events);
+      await writeSteps(trx, steps, events);
     });
   }
 

@@ -208,6 +208,11 @@ export interface RunStore {
   listSteps(runId: string): Promise<RunStepRecord[]>;
   /** Writes a step's state and the events that announce it, in one transaction. */
   recordStep(step: RunStepRecord, events: RunEventRecord[]): Promise<void>;
+  /**
+   * Writes the states of several steps of one run (one state per step: the last one given wins)
+   * and events, in one transaction: how a run's journal writes what its steps did in one turn.
+   */
+  recordSteps(steps: RunStepRecord[], events: RunEventRecord[]): Promise<void>;
   appendEvents(events: RunEventRecord[]): Promise<void>;
   /** Events with seq > afterSeq, in order. */
   listEvents(runId: string, afterSeq: number, limit?: number): Promise<RunEventRecord[]>;

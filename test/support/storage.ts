@@ -48,3 +48,14 @@ const postgresTarget: StorageTarget = {
 
 /** Both adapters when PostgreSQL is reachable; SQLite alone (with a loud warning) otherwise. */
 export const STORAGE_TARGETS: StorageTarget[] = HAS_POSTGRES ? [sqliteTarget, postgresTarget] : [sqliteTarget];
+
+/** An app and a running workflow run in it, for tests of the run store and the journal. */
+export async function createRunningRun(storage: Storage, ids: { appId: string; runId: string }): Promise<void> {
+  const now = new Date().toISOString();
+  await storage.apps.create({ id: ids.appId, name: `app-${ids.appId.slice(0, 8)}`, settings: {}, created_at: now });
+  await storage.runs.create({
+    id: ids.runId, app_id: ids.appId, kind: 'workflow', workflow_id: null, workflow_name: 'w', workflow_version: 1, mode: null,
+    definition: { name: 'w', steps: [] }, status: 'running', input: '', context: {}, output: null, outputs: {}, error: null, usage: {}, cost_usd: 0,
+    idempotency_key: null, created_at: now, started_at: now, finished_at: null, updated_at: now, user: null, attempt: 1,
+  });
+}
