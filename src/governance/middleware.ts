@@ -5,7 +5,7 @@
  * called). After it, success or not: cost from the vendor's token counts, budget settlement, a
  * usage record and an `agent.invoke` audit entry.
  */
-import { EnsembleError, newId } from '../core/index.ts';
+import { EnsembleError, newId, TurnBatch } from '../core/index.ts';
 import {
   abortableSleep as sleep,
   isProviderError,
@@ -20,7 +20,7 @@ import {
   type Usage,
 } from '../providers/index.ts';
 import type { AuditWriter } from '../registry/index.ts';
-import type { Storage } from '../storage/index.ts';
+import type { Storage, UsageRecord } from '../storage/index.ts';
 import type { AppSettingsCache, UserBudgetCache } from './app-settings.ts';
 import type { BudgetGuard} from './budgets.ts';
 import { type Budget, type BudgetScope } from './budgets.ts';
@@ -40,8 +40,14 @@ export interface GovernanceDeps {
 }
 
 export function governanceMiddleware(deps: GovernanceDeps): ProviderMiddleware {
-  return (next, context) => new GovernedProvider(next, context, deps);
+  // The usage records of the calls that end in one turn are one write (and one rollup upsert per
+  // key) instead of one each; every call still waits until its record is stored.
+  const usage = new TurnBatch<UsageRecord>((records) => deps.storage.usage.insertMany(records));
+  const recorder: Recorder = { ...deps, recordUsage: (record) => usage.add(record) };
+  return (next, context) => new GovernedProvider(next, context, recorder);
 }
+
+type Recorder = GovernanceDeps & { recordUsage: (record: UsageRecord) => Promise<void> };
 
 interface Admission {
   reservation: string | undefined;
@@ -67,9 +73,9 @@ class GovernedProvider implements Provider {
   readonly model: string;
   readonly #next: Provider;
   readonly #ctx: CallContext;
-  readonly #deps: GovernanceDeps;
+  readonly #deps: Recorder;
 
-  constructor(next: Provider, context: CallContext, deps: GovernanceDeps) {
+  constructor(next: Provider, context: CallContext, deps: Recorder) {
     this.name = next.name;
     this.model = next.model;
     this.#next = next;
@@ -212,7 +218,7 @@ class GovernedProvider implements Provider {
       const at = new Date().toISOString();
       await Promise.all([
         this.#deps.budgets.settle(admission.reservation, outcome.costUsd),
-        this.#deps.storage.usage.insert({
+        this.#deps.recordUsage({
           id: newId(),
           app_id: ctx.appId,
           agent_id: ctx.agentId,

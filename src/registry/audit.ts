@@ -1,4 +1,4 @@
-import { newId } from '../core/index.ts';
+import { newId, TurnBatch } from '../core/index.ts';
 import type { AuditEntry, AuditStore } from '../storage/index.ts';
 
 /** Who did something: the admin, an app token, or Ensemble itself. */
@@ -19,12 +19,14 @@ export type AuditInput = Omit<AuditEntry, 'id' | 'at' | 'actor'> & { actor: Acto
 
 /** Appends audit entries. Details must never hold a secret; callers pass names and ids only. */
 export class AuditWriter {
-  readonly #store: AuditStore;
+  /** Entries of one turn are one multi-row insert (each call still waits until its entry is stored). */
+  readonly #batch: TurnBatch<AuditEntry>;
+
   constructor(store: AuditStore) {
-    this.#store = store;
+    this.#batch = new TurnBatch((entries) => store.appendMany(entries));
   }
 
   async record(input: AuditInput): Promise<void> {
-    await this.#store.append({ ...input, id: newId(), at: new Date().toISOString(), actor: actorLabel(input.actor) });
+    await this.#batch.add({ ...input, id: newId(), at: new Date().toISOString(), actor: actorLabel(input.actor) });
   }
 }

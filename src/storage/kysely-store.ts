@@ -265,6 +265,8 @@ function toAgent(row: Selectable<AgentsTable>): AgentRecord {
 }
 
 const AUDIT_COLUMNS = ['id', 'app_id', 'at', 'actor', 'action', 'target_type', 'target_id', 'outcome', 'details'] as const;
+/** 9 columns × 1000 rows: under SQLite's 32,766 parameters. */
+const AUDIT_ROWS_PER_STATEMENT = 1000;
 
 class KyselyAuditStore implements AuditStore {
   readonly #db: Kysely<Database>;
@@ -273,9 +275,21 @@ class KyselyAuditStore implements AuditStore {
   }
 
   async append(entry: AuditEntry): Promise<void> {
-    // Written for every call: its SQL is built once (the row's columns in AUDIT_COLUMNS order).
-    const row = { id: entry.id, app_id: entry.app_id, at: entry.at, actor: entry.actor, action: entry.action, target_type: entry.target_type, target_id: entry.target_id, outcome: entry.outcome, details: JSON.stringify(entry.details) };
-    await executeShaped(this.#db, 'audit_log.insert', rowParameters([row], AUDIT_COLUMNS), () => this.#db.insertInto('audit_log').values(row));
+    await this.appendMany([entry]);
+  }
+
+  async appendMany(entries: readonly AuditEntry[]): Promise<void> {
+    // Written for every call: the SQL of each batch size is built once (columns in AUDIT_COLUMNS order).
+    const rows = entries.map((e) => ({ id: e.id, app_id: e.app_id, at: e.at, actor: e.actor, action: e.action, target_type: e.target_type, target_id: e.target_id, outcome: e.outcome, details: JSON.stringify(e.details) }));
+    const insert = async (db: Kysely<Database>) => {
+      for (let i = 0; i < rows.length; i += AUDIT_ROWS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + AUDIT_ROWS_PER_STATEMENT);
+        await executeShaped(db, `audit_log.insert:${chunk.length}`, rowParameters(chunk, AUDIT_COLUMNS), () => db.insertInto('audit_log').values(chunk));
+      }
+    };
+    // All or none: more than one statement goes in a transaction.
+    if (rows.length > AUDIT_ROWS_PER_STATEMENT) await this.#db.transaction().execute(insert);
+    else await insert(this.#db);
   }
 
   async list(appId: string, query: AuditQuery): Promise<AuditEntry[]> {

@@ -403,6 +403,8 @@ export interface AgentStore {
 
 export interface AuditStore {
   append(entry: AuditEntry): Promise<void>;
+  /** Appends entries in the order given, in one statement. */
+  appendMany(entries: readonly AuditEntry[]): Promise<void>;
   list(appId: string, query: AuditQuery): Promise<AuditEntry[]>;
 }
 

@@ -400,7 +400,7 @@ describe('tool calls through the governance middleware', () => {
     try {
       const rows: Array<Record<string, unknown>> = [];
       const deps = {
-        storage: { usage: { insert: async (row: Record<string, unknown>) => void rows.push(row) } },
+        storage: { usage: { insertMany: async (records: Array<Record<string, unknown>>) => void rows.push(...records) } },
         audit: { record: async () => {} },
         budgets: { reserve: async () => undefined, settle: async () => {} },
         limits: { take: async () => {}, charge: async () => {}, give: async () => {} },

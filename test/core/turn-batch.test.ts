@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { TurnBatch } from '../../src/core/index.ts';
+
+describe('TurnBatch', () => {
+  it('hands on what one turn added in one call, and answers each caller with that call', async () => {
+    const calls: number[][] = [];
+    const batch = new TurnBatch<number>(async (items) => void calls.push(items));
+    const first = [batch.add(1), batch.add(2), batch.add(3)];
+    expect(calls).toEqual([]);
+    await Promise.all(first);
+    expect(calls).toEqual([[1, 2, 3]]);
+    await batch.add(4);
+    expect(calls).toEqual([[1, 2, 3], [4]]);
+  });
+
+  it('a failed call fails every caller of its batch, not the next batch', async () => {
+    let fail = true;
+    const batch = new TurnBatch<string>(async (items) => {
+      if (fail) throw new Error(`lost ${items.join(',')}`);
+    });
+    const results = await Promise.allSettled([batch.add('a'), batch.add('b')]);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual(['lost a,b', 'lost a,b']);
+    fail = false;
+    await expect(batch.add('c')).resolves.toBeUndefined();
+  });
+
+  it('what is added while a batch is being handed on goes into the next one', async () => {
+    const calls: string[][] = [];
+    let release: () => void = () => {};
+    const batch = new TurnBatch<string>(async (items) => {
+      calls.push(items);
+      if (items[0] === 'a') await new Promise<void>((resolve) => (release = resolve));
+    });
+    const a = batch.add('a');
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    const b = batch.add('b');
+    release();
+    await Promise.all([a, b]);
+    expect(calls).toEqual([['a'], ['b']]);
+  });
+});
