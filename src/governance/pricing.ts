@@ -3,7 +3,7 @@
  * (a maintained, versioned table of input, cached-input and output prices per vendor and model,
  * published by Pydantic from their open price database); an agent's `config.pricing` overrides it.
  */
-import { calcPrice } from '@pydantic/genai-prices';
+import { calcPrice, type Provider as PriceTableProvider } from '@pydantic/genai-prices';
 import type { ProviderName, Usage } from '../providers/index.ts';
 
 export interface PricingOverride {
@@ -30,6 +30,9 @@ const TABLE_PROVIDER: Readonly<Record<ProviderName, string | undefined>> = {
   ollama: undefined, // runs on your own hardware: no price
 };
 
+const matchedModels = new Map<string, PriceTableProvider>();
+const MATCHED_MODELS_LIMIT = 1000;
+
 function fromOverride(usage: Usage, pricing: PricingOverride): number {
   const cached = Math.min(usage.cached_input_tokens ?? 0, usage.input_tokens);
   const cachedPrice = pricing.cached_input_per_million ?? pricing.input_per_million;
@@ -54,11 +57,13 @@ export function priceCall(usage: Usage, call: { provider: ProviderName; model: s
   const tableProvider = TABLE_PROVIDER[call.provider];
   if (tableProvider) {
     try {
-      const price = calcPrice(
-        { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 },
-        call.model,
-        { providerId: tableProvider },
-      );
+      const tokens = { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 };
+      const key = `${tableProvider}\u0000${call.model}`;
+      const narrowed = matchedModels.get(key);
+      const price = calcPrice(tokens, call.model, narrowed ? { provider: narrowed } : { providerId: tableProvider });
+      // The table's provider, cut down to the model that matched: later calls for the model skip
+      // the scan of every model's match rules (the price itself is still chosen per call).
+      if (price && !narrowed && matchedModels.size < MATCHED_MODELS_LIMIT) matchedModels.set(key, { ...price.provider, models: [price.model], fallback_model_providers: [] });
       if (price) return { costUsd: price.total_price, priceKnown: true, source: 'table' };
     } catch {
       // An unknown model or a usage shape the table refuses: fall through to unknown.

@@ -184,7 +184,10 @@ type Turn = () => void;
  */
 class GroupCommitConnection implements DatabaseConnection {
   readonly #driver: GroupCommitDriver;
-  /** The savepoint of the caller's open transaction. */
+  /**
+   * The savepoint of the caller's open transaction. One name serves all: only one caller's
+   * transaction is open at a time.
+   */
   savepoint: string | undefined;
 
   constructor(driver: GroupCommitDriver) {
@@ -230,7 +233,6 @@ class GroupCommitDriver implements Driver {
   /** Writes of the open batch, told of its outcome when it ends. */
   #acks: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   #commitScheduled = false;
-  #savepoints = 0;
 
   constructor(database: NodeSqliteDatabase) {
     this.#database = database;
@@ -248,9 +250,8 @@ class GroupCommitDriver implements Driver {
     const caller = connection as GroupCommitConnection;
     return this.#whenFree<void>((resolve) => {
       this.#openBatch();
-      const name = `ensemble_tx_${++this.#savepoints}`;
-      this.#database.exec(`savepoint ${name}`);
-      caller.savepoint = name;
+      this.#control('savepoint ensemble_tx');
+      caller.savepoint = 'ensemble_tx';
       this.#holder = caller;
       resolve(undefined);
     });
@@ -262,7 +263,7 @@ class GroupCommitDriver implements Driver {
       const name = caller.savepoint;
       if (!name || this.#holder !== caller) return reject(new Error('no transaction to commit'));
       try {
-        this.#database.exec(`release ${name}`);
+        this.#control(`release ${name}`);
       } catch (error) {
         this.#endTransaction(caller);
         return reject(error);
@@ -277,7 +278,10 @@ class GroupCommitDriver implements Driver {
     // A commit that failed has ended the transaction already: nothing is left to undo.
     if (!caller.savepoint || this.#holder !== caller) return;
     try {
-      if (this.#database.inTransaction) this.#database.exec(`rollback to ${caller.savepoint}; release ${caller.savepoint}`);
+      if (this.#database.inTransaction) {
+        this.#control(`rollback to ${caller.savepoint}`);
+        this.#control(`release ${caller.savepoint}`);
+      }
     } finally {
       this.#endTransaction(caller);
     }
@@ -344,12 +348,17 @@ class GroupCommitDriver implements Driver {
     if (!this.#holder) this.#commit();
   }
 
+  /** Transaction control, prepared once (it runs several times per batch). */
+  #control(sql: string): void {
+    this.#database.prepare(sql).run([]);
+  }
+
   #openBatch(): void {
     if (this.#batchOpen) return;
     for (const other of openBatches) if (other !== this) other.commitIfIdle();
     // IMMEDIATE: the write lock is taken now (waiting on busy_timeout for another process),
     // never upgraded later, where two processes could deadlock.
-    this.#database.exec('begin immediate');
+    this.#control('begin immediate');
     this.#batchOpen = true;
     openBatches.add(this);
     if (!this.#commitScheduled) {
@@ -378,7 +387,7 @@ class GroupCommitDriver implements Driver {
     this.#batchOpen = false;
     openBatches.delete(this);
     try {
-      this.#database.exec('commit');
+      this.#control('commit');
     } catch (error) {
       if (this.#database.inTransaction) this.#database.exec('rollback');
       for (const ack of acks) ack.reject(error);

@@ -1,3 +1,4 @@
+import { calcPrice } from '@pydantic/genai-prices';
 import { describe, expect, it } from 'vitest';
 import { estimateInputTokens, priceCall, worstCaseCost } from '../../src/governance/index.ts';
 
@@ -22,6 +23,25 @@ describe('pricing', () => {
     expect(cost.priceKnown).toBe(true);
     expect(cost.source).toBe('table');
     expect(cost.costUsd).toBeGreaterThan(0);
+  });
+
+  it('prices a model again (from the model it matched before) exactly as the whole table does', () => {
+    const models = [
+      ['openai', 'openai', 'gpt-4.1-mini'],
+      ['openai', 'openai', 'gpt-4o'],
+      ['anthropic', 'anthropic', 'claude-sonnet-4-5'],
+      ['gemini', 'google', 'gemini-2.5-flash'],
+    ] as const;
+    for (const [provider, tableProvider, model] of models) {
+      for (const usage of [
+        { input_tokens: 1_000, output_tokens: 300, total_tokens: 1_300 },
+        { input_tokens: 250_000, output_tokens: 9_000, total_tokens: 259_000, cached_input_tokens: 100_000 },
+      ]) {
+        const expected = calcPrice({ input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 }, model, { providerId: tableProvider })!.total_price;
+        expect(priceCall(usage, { provider, model }).costUsd).toBe(expected);
+        expect(priceCall(usage, { provider, model }).costUsd).toBe(expected);
+      }
+    }
   });
 
   it('uses the vendor-reported cost before the table, and never guesses unknown prices', () => {
