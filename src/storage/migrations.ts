@@ -283,6 +283,14 @@ function migrations(engine: Engine): Record<string, Migration> {
           from usage_records group by app_id, day, coalesce(user_id, '')`.execute(db);
       },
     },
+    '0008_partial_waiting_index': {
+      // Only waiting steps are ever looked up by their wait deadline: indexing every step by
+      // status made each state change of every step (two per call) rewrite an index entry.
+      async up(db) {
+        await db.schema.dropIndex('run_steps_waiting').execute();
+        await db.schema.createIndex('run_steps_waiting').on('run_steps').column('wait_until').where(sql.ref('status'), '=', 'waiting').execute();
+      },
+    },
   };
 }
 
