@@ -25,7 +25,7 @@ export async function executeShaped<R = unknown>(db: Executor, key: string, para
   let shapes = texts.get(adapter);
   if (!shapes) texts.set(adapter, (shapes = new Map()));
   const text = shapes.get(key);
-  if (typeof text === 'string') return db.executeQuery<R>(CompiledQuery.raw(text, [...parameters]));
+  if (typeof text === 'string') return db.executeQuery<R>(CompiledQuery.raw(text, parameters as unknown[]));
   const compiled = build().compile();
   if (text === undefined && shapes.size < MAX_SHAPES) shapes.set(key, sameParameters(compiled.parameters, parameters) ? compiled.sql : null);
   return db.executeQuery<R>(compiled);

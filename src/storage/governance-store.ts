@@ -29,6 +29,11 @@ const ROLLUPS = {
   usage_daily_users: { key: ['app_id', 'day', 'user_id'], groups: ['user', 'day'] },
 } as const satisfies Record<string, { key: ReadonlyArray<string>; groups: ReadonlyArray<UsageGroup> }>;
 type RollupTable = keyof typeof ROLLUPS;
+/** A rollup row's columns in upsert order: its key, then the sums. */
+const ROLLUP_COLUMNS: Readonly<Record<RollupTable, readonly string[]>> = {
+  usage_daily: [...ROLLUPS.usage_daily.key, ...SUM_COLUMNS],
+  usage_daily_users: [...ROLLUPS.usage_daily_users.key, ...SUM_COLUMNS],
+};
 
 /** Rows per multi-row INSERT: 27 columns × 500 stays well under SQLite's 32,766 parameters. */
 const ROWS_PER_INSERT = 500;
@@ -86,15 +91,16 @@ async function upsertRollup(trx: Kysely<Database>, table: RollupTable, rows: Rea
   const ordered: Array<Record<string, unknown>> = [...groups.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, { values, sums }]) => ({ ...Object.fromEntries(key.map((c, i) => [c, values[i]])), ...sums }));
-  // `SET requests = <table>.requests + excluded.requests, …`
-  const add = Object.fromEntries(SUM_COLUMNS.map((c) => [c, sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`]));
-  const columns = [...key, ...SUM_COLUMNS];
+  const columns = ROLLUP_COLUMNS[table];
   for (const chunk of chunks(ordered, ROWS_PER_INSERT)) {
     await executeShaped(trx, `${table}.upsert:${chunk.length}`, rowParameters(chunk, columns), () =>
       trx
         .insertInto(table)
         .values(chunk as unknown as Array<Insertable<UsageDailyTable>>)
-        .onConflict((oc) => oc.columns([...key] as Array<keyof UsageDailyTable>).doUpdateSet(add)),
+        // `SET requests = <table>.requests + excluded.requests, …`
+        .onConflict((oc) =>
+          oc.columns([...key] as Array<keyof UsageDailyTable>).doUpdateSet(Object.fromEntries(SUM_COLUMNS.map((c) => [c, sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`]))),
+        ),
     );
   }
 }
