@@ -36,6 +36,8 @@ export interface StartOptions {
   dataDir?: string;
   /** Another checkout to run the server from (bench/ab.ts compares two source trees). */
   root?: string;
+  /** Extra Node flags for the server process (e.g. `--expose-gc`, `--import <probe>` when investigating). */
+  execArgv?: string[];
 }
 
 export async function startEnsembleProcess(options: StartOptions): Promise<EnsembleProcess> {
@@ -50,7 +52,7 @@ export async function startEnsembleProcess(options: StartOptions): Promise<Ensem
   };
   const logFile = join(dataDir, `server-${Date.now()}.log`);
   const fd = openSync(logFile, 'a');
-  const execArgv = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+  const execArgv = [...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []), ...(options.execArgv ?? [])];
   const child: ChildProcess = spawn(process.execPath, [...execArgv, 'bin/ensemble.js', 'serve', '--port', '0', '--data-dir', dataDir], {
     cwd: options.root ?? ROOT,
     env: { ...stripBenchEnv(process.env), ...env },

@@ -15,6 +15,7 @@ import {
 import type { ProviderError} from './errors.ts';
 import { toProviderError } from './errors.ts';
 import { DEFAULT_RETRY_POLICY, retryDelayMs, shouldRetry, sleep, type RetryPolicy } from './retry.ts';
+import { singleModelCall, type ModelCallPart, type ModelCallSettings } from './single-call.ts';
 import type {
   CallOptions,
   FinishReason,
@@ -38,6 +39,8 @@ import { bindVendor, toolErrorOutput, vendorProviderOptions, type VendorBinding 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** Time limit of a health check. */
 export const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
+/** Retries are ours (they honour retry-after and produce ProviderErrors): the AI SDK makes none. */
+const NO_SDK_RETRIES = { maxRetries: 0 } as const;
 
 export interface ProviderDeps {
   /** Retry settings; `maxRetries` is overridden by the agent's `max_retries`. */
@@ -75,7 +78,7 @@ export class AiSdkProvider implements Provider {
     const { value, attempts } = await this.#withRetries(options, async (attempt) => {
       const loop = options.tools?.length ? new ToolLoop(this.name, options, attempt, 'execute') : undefined;
       try {
-        const common = { ...this.#callSettings(prompt, options, attempt.signal), ...loop?.settings() };
+        const common = { ...this.#callSettings(prompt, options, attempt.signal), ...NO_SDK_RETRIES, ...loop?.settings() };
         const result = options.schema
           ? await generateText({
               ...common,
@@ -111,14 +114,21 @@ export class AiSdkProvider implements Provider {
     for (let retry = 0; ; retry++) {
       const attempt = this.#startAttempt(options);
       const loop = options.tools?.length ? new ToolLoop(this.name, options, attempt, 'stream') : undefined;
+      // True once the vendor's stream has ended: the request is over, there is nothing to abort.
+      let drained = false;
       try {
-        const result = streamText({ ...this.#callSettings(prompt, options, attempt.signal), ...loop?.settings(), onError: () => {} });
+        const call = this.#callSettings(prompt, options, attempt.signal);
+        // Without tools there is one model call: the lean path (single-call.ts) holds a fraction
+        // of streamText's memory while the call is in flight, with the same bytes and parts.
+        const parts: AsyncIterable<ModelCallPart | SdkToolPart | { type: 'start-step' | 'abort' }> = loop
+          ? (streamText({ ...call, ...NO_SDK_RETRIES, ...loop.settings(), onError: () => {} }).fullStream as AsyncIterable<ModelCallPart | SdkToolPart>)
+          : singleModelCall(call);
         let usage: Usage | undefined;
         let finishReason: FinishReason = 'other';
         const costs: unknown[] = [];
         let stepText = '';
         let steps = 0;
-        for await (const part of result.fullStream) {
+        for await (const part of parts) {
           if (part.type === 'text-delta') {
             if (part.text.length === 0) continue;
             firstTokenAt ??= performance.now();
@@ -144,6 +154,10 @@ export class AiSdkProvider implements Provider {
             throw new DOMException('aborted', 'AbortError');
           }
         }
+        drained = true;
+        // The consumer may hold the finish part a long while (it records usage first): the
+        // attempt's timer and its listener on the caller's signal are not needed any more.
+        attempt.dispose(false);
         const providerCostUsd = sumCosts(costs);
         yield {
           type: 'finish',
@@ -164,8 +178,10 @@ export class AiSdkProvider implements Provider {
         if (emitted || loop?.started || !shouldRetry(policy, retry, failure)) throw failure;
         await this.#backoff(policy, retry, failure, options);
       } finally {
-        // Also reached when the consumer stops iterating early: the HTTP request must stop too.
-        attempt.dispose(true);
+        // Also reached when the consumer stops iterating early or the call failed: the HTTP request
+        // must stop too. After a stream that ended, aborting would only make errors for nothing
+        // (a DOMException and the abort listeners of every layer, for each call).
+        attempt.dispose(!drained);
       }
     }
   }
@@ -191,7 +207,7 @@ export class AiSdkProvider implements Provider {
     }
   }
 
-  #callSettings(prompt: string, options: CallOptions, signal: AbortSignal) {
+  #callSettings(prompt: string, options: CallOptions, signal: AbortSignal): ModelCallSettings {
     const s = this.#settings;
     const messages: ModelMessage[] | undefined = options.history?.length
       ? [...options.history.map((m) => ({ role: m.role, content: m.content })), { role: 'user', content: prompt }]
@@ -212,8 +228,6 @@ export class AiSdkProvider implements Provider {
       maxOutputTokens: sampling.maxTokens,
       topP: sampling.topP,
       stopSequences: sampling.stop,
-      // Retries are ours: they honour retry-after and produce ProviderErrors.
-      maxRetries: 0,
       abortSignal: signal,
     };
   }

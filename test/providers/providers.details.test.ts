@@ -1,7 +1,7 @@
 /** Finer points of the provider layer, on the wire: token details, timeouts, stream retries, vendor cost. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeVendor } from '../fakes/harness.ts';
-import { startFakeOpenRouter, type OpenAIFamilyFake } from '../fakes/openai.ts';
+import { startFakeOpenAI, startFakeOpenRouter, type OpenAIFamilyFake } from '../fakes/openai.ts';
 import { createProvider, isProviderError, type StreamPart } from '../../src/providers/index.ts';
 import { VENDOR_CASES } from './vendors.ts';
 
@@ -77,5 +77,53 @@ describe('timeouts, stream retries and vendor-reported cost', () => {
     let streamedCost: number | undefined;
     for await (const part of provider().stream('x')) if (part.type === 'finish') streamedCost = part.providerCostUsd;
     expect(streamedCost).toBe(0.0017);
+  });
+});
+
+describe('a streamed call without tools (one model call, without streamText)', () => {
+  let fake: OpenAIFamilyFake;
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'sk-lean-123456789' });
+  });
+  afterAll(() => fake.close());
+
+  it("logs the vendor's warnings as generate does", async () => {
+    const logged: unknown[] = [];
+    const global = globalThis as { AI_SDK_LOG_WARNINGS?: unknown };
+    const previous = global.AI_SDK_LOG_WARNINGS;
+    global.AI_SDK_LOG_WARNINGS = (options: unknown) => logged.push(options);
+    try {
+      // Reasoning models take no temperature: the OpenAI package warns and leaves it out.
+      const provider = createProvider({ provider: 'openai', model: 'o3-mini', apiKey: 'sk-lean-123456789', baseUrl: fake.baseUrl, openaiApi: 'chat', temperature: 0.5 }, FAST);
+      await provider.generate('hi');
+      for await (const part of provider.stream('hi')) expect(part.type).not.toBe('error');
+    } finally {
+      global.AI_SDK_LOG_WARNINGS = previous;
+    }
+    expect(logged).toHaveLength(2);
+    expect(logged[1]).toEqual(logged[0]);
+    expect(logged[1]).toMatchObject({ provider: 'openai.chat', model: 'o3-mini', warnings: [{ type: 'unsupported', feature: 'temperature' }] });
+    expect(fake.generationRequests().at(-1)?.body.temperature).toBeUndefined();
+  });
+
+  it('leaves the request of a stream that ran to its end alone, and cancels one left early', async () => {
+    const signals: AbortSignal[] = [];
+    // The real fetch, to the fake: only the signal each request carried is kept.
+    const recording: typeof fetch = (input, init) => {
+      if (init?.signal) signals.push(init.signal);
+      return fetch(input, init);
+    };
+    const provider = createProvider({ provider: 'openai', model: 'gpt-4.1-mini', apiKey: 'sk-lean-123456789', baseUrl: fake.baseUrl, openaiApi: 'chat' }, { ...FAST, fetch: recording });
+    fake.enqueue({ text: 'to the end' }, { chunks: ['left ', 'early'], chunkDelayMs: 200 });
+    let text = '';
+    for await (const part of provider.stream('x')) if (part.type === 'text-delta') text += part.text;
+    expect(text).toBe('to the end');
+    expect(signals[0]?.aborted).toBe(false);
+
+    const before = fake.generationRequests().length;
+    for await (const part of provider.stream('y')) if (part.type === 'text-delta') break;
+    expect(signals[1]?.aborted).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fake.generationRequests()[before]?.closedEarly).toBe(true);
   });
 });
