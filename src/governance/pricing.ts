@@ -3,7 +3,7 @@
  * (a maintained, versioned table of input, cached-input and output prices per vendor and model,
  * published by Pydantic from their open price database); an agent's `config.pricing` overrides it.
  */
-import { calcPrice, type Provider as PriceTableProvider } from '@pydantic/genai-prices';
+import { calcPrice } from '@pydantic/genai-prices';
 import type { ProviderName, Usage } from '../providers/index.ts';
 
 export interface PricingOverride {
@@ -30,8 +30,81 @@ const TABLE_PROVIDER: Readonly<Record<ProviderName, string | undefined>> = {
   ollama: undefined, // runs on your own hardware: no price
 };
 
-const matchedModels = new Map<string, PriceTableProvider>();
-const MATCHED_MODELS_LIMIT = 1000;
+type TableUsage = { input_tokens: number; output_tokens: number; cache_read_tokens: number };
+
+/** The table's price for the call, or undefined when it has none. */
+function tablePrice(tableProvider: string, model: string, usage: Usage): number | undefined {
+  const tokens: TableUsage = { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 };
+  const key = `${tableProvider}\u0000${model}`;
+  let resolved = resolvedPrices.get(key);
+  if (resolved === undefined) {
+    resolved = resolvePrice(tableProvider, model);
+    if (resolvedPrices.size < RESOLVED_PRICES_LIMIT) resolvedPrices.set(key, resolved);
+  }
+  if (resolved === 'unknown') return undefined;
+  if (resolved !== 'table') return resolved(tokens);
+  try {
+    return calcPrice(tokens, model, { providerId: tableProvider })?.total_price;
+  } catch {
+    // A usage shape the table refuses: the price is unknown.
+    return undefined;
+  }
+}
+
+/**
+ * Per (table provider, model): the price as a function of the call's tokens, or 'table' to ask
+ * the table every time, or 'unknown'. Looking a model up in the table scans every model's match
+ * rules and allocates about 28 KB per call (bench/FIXES.md); a model whose price is per-token
+ * (possibly tiered on the prompt's size) and does not change with the date or the hour is
+ * resolved once, and the resolution is checked against the table at sample token counts around
+ * every tier's edge before it is used. Anything else keeps asking the table.
+ */
+type ResolvedPrice = ((tokens: TableUsage) => number) | 'table' | 'unknown';
+const resolvedPrices = new Map<string, ResolvedPrice>();
+const RESOLVED_PRICES_LIMIT = 1000;
+
+type PriceField = number | { base: number; tiers: Array<{ start: number; price: number }> } | undefined;
+
+function resolvePrice(tableProvider: string, model: string): ResolvedPrice {
+  let sample: ReturnType<typeof calcPrice>;
+  try {
+    sample = calcPrice({ input_tokens: 1000, output_tokens: 100, cache_read_tokens: 0 }, model, { providerId: tableProvider });
+  } catch {
+    return 'table';
+  }
+  if (!sample) return 'unknown';
+  // Prices that depend on the date or the time of day are chosen per call by the table.
+  if (Array.isArray(sample.model.prices)) return 'table';
+  const prices = sample.model_price as Record<string, PriceField>;
+  const input = prices.input_mtok;
+  const output = prices.output_mtok;
+  const cached = prices.cache_read_mtok ?? input;
+  const perRequest = typeof prices.requests_kcount === 'number' ? prices.requests_kcount / 1000 : 0;
+  if (input === undefined || output === undefined || (prices.requests_kcount !== undefined && typeof prices.requests_kcount !== 'number')) return 'table';
+  const at = (field: PriceField, promptTokens: number): number => {
+    if (typeof field === 'number') return field;
+    let price = field!.base;
+    // A tier applies to prompts of more than its start (the table's rule; the check below holds it to that).
+    for (const tier of field!.tiers) if (promptTokens > tier.start) price = tier.price;
+    return price;
+  };
+  const price = (t: TableUsage) =>
+    perRequest + ((t.input_tokens - t.cache_read_tokens) * at(input, t.input_tokens) + t.cache_read_tokens * at(cached, t.input_tokens) + t.output_tokens * at(output, t.input_tokens)) / 1_000_000;
+  const edges = [input, output, cached].flatMap((f) => (typeof f === 'object' ? f.tiers.map((tier) => tier.start) : []));
+  const samples: TableUsage[] = [
+    { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0 },
+    { input_tokens: 1, output_tokens: 1, cache_read_tokens: 0 },
+    { input_tokens: 1234, output_tokens: 567, cache_read_tokens: 0 },
+    { input_tokens: 98_765, output_tokens: 4321, cache_read_tokens: 50_000 },
+    { input_tokens: 2_000_000, output_tokens: 100_000, cache_read_tokens: 1_500_000 },
+    ...edges.flatMap((edge) => [edge - 1, edge, edge + 1].map((n) => ({ input_tokens: n, output_tokens: 777, cache_read_tokens: Math.floor(n / 3) }))),
+  ];
+  for (const tokens of samples) {
+    const expected = calcPrice(tokens, model, { providerId: tableProvider })?.total_price;
+    if (expected === undefined || Math.abs(price(tokens) - expected) > 1e-12 * Math.max(1, Math.abs(expected))) return 'table';
+  }
+  return price;
+}
 
 function fromOverride(usage: Usage, pricing: PricingOverride): number {
   const cached = Math.min(usage.cached_input_tokens ?? 0, usage.input_tokens);
@@ -56,18 +129,8 @@ export function priceCall(usage: Usage, call: { provider: ProviderName; model: s
   if (call.providerCostUsd !== undefined) return { costUsd: call.providerCostUsd, priceKnown: true, source: 'provider' };
   const tableProvider = TABLE_PROVIDER[call.provider];
   if (tableProvider) {
-    try {
-      const tokens = { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 };
-      const key = `${tableProvider}\u0000${call.model}`;
-      const narrowed = matchedModels.get(key);
-      const price = calcPrice(tokens, call.model, narrowed ? { provider: narrowed } : { providerId: tableProvider });
-      // The table's provider, cut down to the model that matched: later calls for the model skip
-      // the scan of every model's match rules (the price itself is still chosen per call).
-      if (price && !narrowed && matchedModels.size < MATCHED_MODELS_LIMIT) matchedModels.set(key, { ...price.provider, models: [price.model], fallback_model_providers: [] });
-      if (price) return { costUsd: price.total_price, priceKnown: true, source: 'table' };
-    } catch {
-      // An unknown model or a usage shape the table refuses: fall through to unknown.
-    }
+    const costUsd = tablePrice(tableProvider, call.model, usage);
+    if (costUsd !== undefined) return { costUsd, priceKnown: true, source: 'table' };
   }
   return { costUsd: 0, priceKnown: false, source: 'unknown' };
 }

@@ -25,21 +25,38 @@ describe('pricing', () => {
     expect(cost.costUsd).toBeGreaterThan(0);
   });
 
-  it('prices a model again (from the model it matched before) exactly as the whole table does', () => {
+  it('prices every call as the table does: flat and tiered prices, cached input, across the tier edges', () => {
     const models = [
       ['openai', 'openai', 'gpt-4.1-mini'],
       ['openai', 'openai', 'gpt-4o'],
       ['anthropic', 'anthropic', 'claude-sonnet-4-5'],
       ['gemini', 'google', 'gemini-2.5-flash'],
+      ['gemini', 'google', 'gemini-2.5-pro'],
+      ['groq', 'groq', 'llama-3.3-70b-versatile'],
+      ['openrouter', 'openrouter', 'anthropic/claude-sonnet-4.5'],
     ] as const;
+    let seed = 7;
+    const random = (max: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return Math.floor((seed / 2 ** 31) * max);
+    };
     for (const [provider, tableProvider, model] of models) {
-      for (const usage of [
+      const usages = [
         { input_tokens: 1_000, output_tokens: 300, total_tokens: 1_300 },
+        { input_tokens: 199_999, output_tokens: 10, total_tokens: 200_009, cached_input_tokens: 5 },
+        { input_tokens: 200_000, output_tokens: 10, total_tokens: 200_010 },
         { input_tokens: 250_000, output_tokens: 9_000, total_tokens: 259_000, cached_input_tokens: 100_000 },
-      ]) {
+        ...Array.from({ length: 40 }, () => {
+          const input = random(400_000);
+          const output = random(20_000);
+          return { input_tokens: input, output_tokens: output, total_tokens: input + output, cached_input_tokens: random(input + 1) };
+        }),
+      ];
+      for (const usage of usages) {
         const expected = calcPrice({ input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, cache_read_tokens: usage.cached_input_tokens ?? 0 }, model, { providerId: tableProvider })!.total_price;
-        expect(priceCall(usage, { provider, model }).costUsd).toBe(expected);
-        expect(priceCall(usage, { provider, model }).costUsd).toBe(expected);
+        const cost = priceCall(usage, { provider, model });
+        expect(cost.source).toBe('table');
+        expect(Math.abs(cost.costUsd - expected)).toBeLessThanOrEqual(1e-12 * Math.max(1, expected));
       }
     }
   });
