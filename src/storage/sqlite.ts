@@ -172,6 +172,13 @@ class EnsembleSqliteDialect extends SqliteDialect {
  */
 const openBatches = new Set<GroupCommitDriver>();
 
+/**
+ * A batch commits at the end of its turn, or once it holds this many writes: in a burst (thousands
+ * of calls ending in one turn) the writers would otherwise all wait, with everything they hold,
+ * for the one commit at its end.
+ */
+const MAX_BATCH_WRITES = 256;
+
 /** Statements that change rows and may share a transaction with others. */
 const BATCHABLE_WRITE = /^\s*(insert|update|delete|replace|with)\b/i;
 
@@ -269,6 +276,7 @@ class GroupCommitDriver implements Driver {
         return reject(error);
       }
       this.#acks.push({ resolve, reject });
+      if (this.#acks.length >= MAX_BATCH_WRITES) this.#commit();
       this.#endTransaction(caller);
     });
   }
@@ -314,6 +322,7 @@ class GroupCommitDriver implements Driver {
       // A write with RETURNING reads rows, but its rows are its own: it is still acknowledged
       // only once committed.
       this.#acks.push({ resolve: () => resolve(result), reject });
+      if (this.#acks.length >= MAX_BATCH_WRITES) this.#commit();
     });
   }
 

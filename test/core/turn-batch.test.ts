@@ -40,3 +40,15 @@ describe('TurnBatch', () => {
     expect(calls).toEqual([['a'], ['b']]);
   });
 });
+
+describe('TurnBatch, full', () => {
+  it('a full batch is handed on at once; what follows starts the next one', async () => {
+    const calls: number[][] = [];
+    const batch = new TurnBatch<number>(async (items) => void calls.push(items), { maxItems: 3 });
+    const adds = [1, 2, 3, 4, 5].map((n) => batch.add(n));
+    await adds[0];
+    expect(calls).toEqual([[1, 2, 3]]);
+    await Promise.all(adds);
+    expect(calls).toEqual([[1, 2, 3], [4, 5]]);
+  });
+});

@@ -44,6 +44,15 @@ describe('SQLite group commit', () => {
     expect(count()).toBe(50);
   });
 
+  it('a batch that fills up commits before its turn ends', async () => {
+    const writes = Array.from({ length: 300 }, (_, i) => insert(1000 + i));
+    for (let i = 0; i < 100; i++) await Promise.resolve();
+    // The first 256 are committed (and their writers told); the rest wait for the turn's end.
+    expect(count()).toBe(256);
+    await Promise.all(writes);
+    expect(count()).toBe(300);
+  });
+
   it('a failing statement fails its own caller only; the rest of the batch commits', async () => {
     await insert(1);
     const results = await Promise.allSettled([insert(2), insert(1, 'duplicate'), insert(3)]);
