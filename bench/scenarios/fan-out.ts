@@ -19,7 +19,7 @@ export const fanOut: Scenario = {
   async run(ctx) {
     const tiny = ctx.scale === 'tiny';
     const count = tiny ? 10 : 1000;
-    const reps = tiny ? 1 : 7;
+    const reps = tiny ? 1 : 15;
     const fake = await startFakeVendor({ latencyMs: 0 });
     const server = await startEnsembleProcess({ allowedHosts: [fake.host], cpuProfDir: ctx.cpuProfDir });
     try {
