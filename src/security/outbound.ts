@@ -8,8 +8,9 @@
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import { EnsembleError } from '../core/index.ts';
+import { requestFetch } from './request-fetch.ts';
 
 const BLOCKED = new BlockList();
 for (const [network, prefix] of [
@@ -109,8 +110,7 @@ export class OutboundPolicy {
         return guarded(options, callback);
       },
     });
-    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-      undiciFetch(input as never, { ...(init as object), dispatcher: agent } as never)) as unknown as typeof fetch;
+    return requestFetch(agent);
   }
 
   #checkedLookup = (hostname: string, options: object, callback: (...args: unknown[]) => void): void => {
