@@ -7,6 +7,7 @@
  *   npm run bench -- --out=/tmp/r.md      write the report elsewhere
  *   npm run bench -- --cpu-prof           also write V8 CPU profiles of the server processes (see bench/profile.ts)
  *   BENCH_BUDGET_S=540                    skip the scenarios left once this much time has passed
+ *   BENCH_SERVER_NODE_FLAGS="--max-semi-space-size=16"   Node/V8 flags for the server processes
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

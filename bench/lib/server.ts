@@ -52,7 +52,9 @@ export async function startEnsembleProcess(options: StartOptions): Promise<Ensem
   };
   const logFile = join(dataDir, `server-${Date.now()}.log`);
   const fd = openSync(logFile, 'a');
-  const execArgv = [...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []), ...(options.execArgv ?? [])];
+  // BENCH_SERVER_NODE_FLAGS: Node/V8 flags for every server process of a run (to measure a setting).
+  const flags = (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const execArgv = [...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []), ...flags, ...(options.execArgv ?? [])];
   const child: ChildProcess = spawn(process.execPath, [...execArgv, 'bin/ensemble.js', 'serve', '--port', '0', '--data-dir', dataDir], {
     cwd: options.root ?? ROOT,
     env: { ...stripBenchEnv(process.env), ...env },

@@ -1,9 +1,10 @@
 /** `ensemble serve` as a user runs it: a real process, a real port, SIGTERM to stop. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnServer } from '../support/process.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'ensemble-serve-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -36,6 +37,21 @@ describe('ensemble serve', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+
+  it('runs with a 16 MB young generation (the same process, re-executed once), unless told otherwise', async () => {
+    const flagsOf = async (env: Record<string, string>, extraNodeFlags: string[] = []) => {
+      const server = await spawnServer(['--data-dir', join(dataDir, `v8-${Object.values(env).join('-') || 'default'}-${extraNodeFlags.length}`)], env, { nodeFlags: extraNodeFlags });
+      try {
+        return readFileSync(`/proc/${server.child.pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg.startsWith('--max-semi-space-size'));
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+    };
+    expect(await flagsOf({})).toEqual(['--max-semi-space-size=16']);
+    expect(await flagsOf({ ENSEMBLE_V8_SEMI_SPACE_MB: '32' })).toEqual(['--max-semi-space-size=32']);
+    expect(await flagsOf({ ENSEMBLE_V8_SEMI_SPACE_MB: '0' })).toEqual([]);
+    expect(await flagsOf({}, ['--max-semi-space-size=8'])).toEqual(['--max-semi-space-size=8']);
   });
 
   it('exits 2 on a usage error', async () => {

@@ -12,9 +12,9 @@ export interface ServerProcess {
   kill(): Promise<void>;
 }
 
-export async function spawnServer(args: string[], env: Record<string, string | undefined>, options: { worker?: boolean } = {}): Promise<ServerProcess> {
+export async function spawnServer(args: string[], env: Record<string, string | undefined>, options: { worker?: boolean; nodeFlags?: string[] } = {}): Promise<ServerProcess> {
   const command = options.worker ? ['worker'] : ['serve', '--port', '0'];
-  const child = spawn(process.execPath, ['bin/ensemble.js', ...command, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), 'bin/ensemble.js', ...command, ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
