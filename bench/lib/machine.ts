@@ -27,7 +27,8 @@ function lscpuModel(): string | undefined {
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    // The report itself (rewritten by every run) does not make the tree dirty.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '.', ':(exclude)bench/RESULTS.md'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
     return `${head}${dirty ? ' (with uncommitted changes)' : ''}`;
   } catch {
     return 'unknown';
