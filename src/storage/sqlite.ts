@@ -102,6 +102,24 @@ class NodeSqliteDatabase implements SqliteDatabase {
     this.#db.close();
   }
 
+  /**
+   * Closes the checkpointer's connection before this one, and waits for it: the last connection
+   * to close checkpoints and removes the WAL files, and that must be over when the store says it
+   * is closed (a caller may delete the directory next).
+   */
+  async closeAndWait(): Promise<void> {
+    const worker = this.#checkpointer;
+    if (worker) {
+      this.#checkpointer = undefined;
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('close');
+      const timer = setTimeout(() => void worker.terminate(), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.close();
+  }
+
   prepare(sql: string): SqliteStatement {
     if (++this.#queries === QUERIES_BEFORE_CHECKPOINTER) this.#startCheckpointer();
     const cached = this.#statements.get(sql);
@@ -297,7 +315,7 @@ class GroupCommitDriver implements Driver {
 
   async destroy(): Promise<void> {
     this.#commit();
-    this.#database.close();
+    await this.#database.closeAndWait();
   }
 
   execute<R>(caller: GroupCommitConnection, query: CompiledQuery): Promise<QueryResult<R>> {
