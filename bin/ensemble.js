@@ -14,9 +14,14 @@ if (major < 22) {
 // once with it (same process id), unless a size was given (a node flag, NODE_OPTIONS) or
 // ENSEMBLE_V8_SEMI_SPACE_MB says otherwise (0: V8's own size).
 const semiSpaceMb = process.env.ENSEMBLE_V8_SEMI_SPACE_MB ?? '16';
-const sizeGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => flag.startsWith('--max-semi-space-size'));
+const sizeGiven = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => /^--max[-_]semi[-_]space[-_]size/.test(flag));
 if (['serve', 'worker'].includes(process.argv[2] ?? '') && /^[1-9]\d*$/.test(semiSpaceMb) && !sizeGiven && typeof process.execve === 'function') {
-  process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${semiSpaceMb}`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  try {
+    process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${semiSpaceMb}`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  } catch (error) {
+    // Not where it cannot be done (a sandbox refusing execve): the process goes on with V8's size.
+    process.stderr.write(`ensemble: running with V8's own young generation size (${error instanceof Error ? error.message : String(error)})\n`);
+  }
 }
 const installed = import.meta.url.includes('/node_modules/');
 const { main } = await import(installed ? '../dist/cli/index.js' : '../src/cli/index.ts');

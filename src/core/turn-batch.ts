@@ -2,9 +2,10 @@
  * Collects what is added during one turn of the event loop and hands it on in one call, at the
  * end of the turn (`setImmediate`), or at once when the batch is full: in a burst (thousands of
  * calls ending in one turn) its callers would otherwise all wait, with everything they hold, for
- * the turn's end. Every `add` resolves (or rejects) with that call: a caller is told its item is
- * done only once the batch holding it is. Under load, the calls of many concurrent runs cost one
- * write instead of one each; alone, an item waits for nothing but the end of its turn.
+ * the turn's end. A caller is told its item is done only once the call holding it is; when a
+ * batch fails, its items are handed on one by one, so one bad item fails only its own caller.
+ * Under load, the calls of many concurrent runs cost one write instead of one each; alone, an
+ * item waits for nothing but the end of its turn.
  */
 export class TurnBatch<T> {
   readonly #flush: (items: T[]) => Promise<void>;
@@ -19,26 +20,39 @@ export class TurnBatch<T> {
   add(item: T): Promise<void> {
     let batch = this.#open;
     if (!batch) {
-      const created: Batch<T> = { items: [], go: () => {}, done: Promise.resolve(), immediate: undefined };
-      created.done = new Promise<void>((resolve) => (created.go = resolve)).then(() => this.#flush(created.items));
+      const created: Batch<T> = { entries: [], immediate: undefined };
       created.immediate = setImmediate(() => this.#close(created));
       this.#open = batch = created;
     }
-    batch.items.push(item);
-    if (batch.items.length >= this.#maxItems) this.#close(batch);
-    return batch.done;
+    const done = new Promise<void>((resolve, reject) => batch.entries.push({ item, resolve, reject }));
+    if (batch.entries.length >= this.#maxItems) this.#close(batch);
+    return done;
   }
 
   #close(batch: Batch<T>): void {
     if (this.#open === batch) this.#open = undefined;
     clearImmediate(batch.immediate);
-    batch.go();
+    void this.#handOn(batch.entries);
+  }
+
+  async #handOn(entries: Array<Entry<T>>): Promise<void> {
+    try {
+      await this.#flush(entries.map((e) => e.item));
+      for (const e of entries) e.resolve();
+    } catch (error) {
+      if (entries.length === 1) return entries[0]!.reject(error);
+      for (const e of entries) await this.#handOn([e]);
+    }
   }
 }
 
+interface Entry<T> {
+  item: T;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 interface Batch<T> {
-  items: T[];
-  go: () => void;
-  done: Promise<void>;
+  entries: Array<Entry<T>>;
   immediate: NodeJS.Immediate | undefined;
 }

@@ -42,7 +42,9 @@ function tablePrice(tableProvider: string, model: string, usage: Usage): number 
     if (resolvedPrices.size < RESOLVED_PRICES_LIMIT) resolvedPrices.set(key, resolved);
   }
   if (resolved === 'unknown') return undefined;
-  if (resolved !== 'table') return resolved(tokens);
+  // The table refuses more cached tokens than input tokens (the price is then unknown); the
+  // resolved price must not turn them into a negative cost.
+  if (resolved !== 'table') return tokens.cache_read_tokens > tokens.input_tokens ? undefined : resolved(tokens);
   try {
     return calcPrice(tokens, model, { providerId: tableProvider })?.total_price;
   } catch {

@@ -51,10 +51,12 @@ export class StorageRunJournal implements RunJournal {
   }
 
   async event(type: RunEventType, data: Record<string, unknown>): Promise<void> {
-    await this.#flushDeltas();
+    // Into the pipeline at once, with the deltas before it: storage gets the events in order.
+    const deltas = this.#takeDeltas();
     const event = this.#next(type, data);
+    const written = this.#write([], [...deltas, event], deltas);
     if (type === 'run.started') await this.#storage.runs.update(this.#runId, { status: 'running', started_at: event.at }, event.at);
-    await this.#storage.runs.appendEvents([event]);
+    await written;
     this.#bus.publish(event);
   }
 
@@ -78,7 +80,7 @@ export class StorageRunJournal implements RunJournal {
       const steps = await this.#storage.runs.listSteps(this.#runId);
       const waitingFor = steps.filter((s) => s.status === 'waiting').map((s) => ({ step_id: s.step_id, message: s.reason, since: s.started_at, timeout_at: s.wait_until ?? null }));
       const event = this.#next('run.waiting', { waiting_for: waitingFor, outputs: outcome.outputs });
-      await this.#storage.runs.appendEvents([event]);
+      await this.#write([], [event], []);
       this.#bus.publish(event);
       return;
     }
@@ -92,7 +94,7 @@ export class StorageRunJournal implements RunJournal {
     if (outcome.status === 'failed') event = this.#next('run.failed', { error: outcome.error, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
     else if (outcome.status === 'cancelled') event = this.#next('run.cancelled', { reason: 'cancelled', outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
     else event = this.#next('run.completed', { status: outcome.status, output: outcome.output, outputs: outcome.outputs, usage: outcome.usage, cost_usd: outcome.costUsd });
-    await this.#storage.runs.appendEvents([event]);
+    await this.#write([], [event], []);
     this.#bus.publish(event);
   }
 
@@ -126,7 +128,8 @@ export class StorageRunJournal implements RunJournal {
    * caller is answered once the batch holding its write is stored.
    */
   #write(steps: RunStepRecord[], events: RunEventRecord[], deltas: RunEventRecord[]): Promise<void> {
-    if (steps.length === 0 && events.length === 0) return this.#tail;
+    // Nothing to write: wait for what is on its way (an earlier batch's failure was its callers').
+    if (steps.length === 0 && events.length === 0) return this.#tail.catch(() => {});
     let batch = this.#batch;
     if (!batch) {
       const created: StepBatch = { steps: [], events: [], deltas: [], done: Promise.resolve() };

@@ -198,10 +198,14 @@ const openBatches = new Set<GroupCommitDriver>();
 const MAX_BATCH_WRITES = 256;
 
 /** Statements that change rows and may share a transaction with others. */
-const BATCHABLE_WRITE = /^\s*(insert|update|delete|replace|with)\b/i;
+const BATCHABLE_WRITE = /^\s*(insert|update|delete|replace)\b/i;
+/** A statement starting with a common table expression writes only if it says so. */
+const WITH_WRITE = /^\s*with\b[\s\S]*\b(insert|update|delete|replace)\b/i;
 
-/** Work waiting for the connection: it runs when no transaction of a caller holds it. */
-type Turn = () => void;
+const STORE_CLOSED = new Error('the store is closed');
+
+/** Work waiting for the connection: it runs when no transaction of a caller holds it (or fails when the store closes). */
+type Turn = (closed?: Error) => void;
 
 /**
  * A caller's view of the one connection: its statements run as autocommit units, or, between
@@ -214,6 +218,8 @@ class GroupCommitConnection implements DatabaseConnection {
    * transaction is open at a time.
    */
   savepoint: string | undefined;
+  /** Why the caller's transaction cannot go on (SQLite ended it, or the store closed). */
+  lost: unknown;
 
   constructor(driver: GroupCommitDriver) {
     this.#driver = driver;
@@ -258,6 +264,7 @@ class GroupCommitDriver implements Driver {
   /** Writes of the open batch, told of its outcome when it ends. */
   #acks: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   #commitScheduled = false;
+  #closed = false;
 
   constructor(database: NodeSqliteDatabase) {
     this.#database = database;
@@ -286,6 +293,10 @@ class GroupCommitDriver implements Driver {
     const caller = connection as GroupCommitConnection;
     return new Promise((resolve, reject) => {
       const name = caller.savepoint;
+      if (caller.lost) {
+        if (this.#holder === caller) this.#endTransaction(caller);
+        return reject(caller.lost);
+      }
       if (!name || this.#holder !== caller) return reject(new Error('no transaction to commit'));
       try {
         this.#control(`release ${name}`);
@@ -314,13 +325,36 @@ class GroupCommitDriver implements Driver {
   }
 
   async destroy(): Promise<void> {
+    // A transaction still open is undone, never committed half-way; whoever waits is refused.
+    const holder = this.#holder;
+    if (holder?.savepoint && this.#database.inTransaction) {
+      this.#control(`rollback to ${holder.savepoint}`);
+      this.#control(`release ${holder.savepoint}`);
+    }
+    if (holder) holder.lost = new Error('the store was closed during the transaction');
+    this.#holder = undefined;
+    this.#closed = true;
+    for (const turn of this.#waiting.splice(0)) turn(STORE_CLOSED);
     this.#commit();
     await this.#database.closeAndWait();
   }
 
   execute<R>(caller: GroupCommitConnection, query: CompiledQuery): Promise<QueryResult<R>> {
-    if (this.#holder === caller) return Promise.resolve(this.#run<R>(query));
-    const write = BATCHABLE_WRITE.test(query.sql);
+    if (caller.lost) return Promise.reject(caller.lost);
+    if (this.#holder === caller) {
+      try {
+        return Promise.resolve(this.#run<R>(query));
+      } catch (error) {
+        // A failure that ended the whole transaction (I/O, a full disk, OR ROLLBACK) ends the
+        // caller's too: its later statements must not run on their own, outside any transaction.
+        if (!this.#database.inTransaction) {
+          caller.lost = error;
+          this.#batchLost(error);
+        }
+        return Promise.reject(error);
+      }
+    }
+    const write = BATCHABLE_WRITE.test(query.sql) || WITH_WRITE.test(query.sql);
     return this.#whenFree((resolve, reject) => {
       if (!write) {
         this.#commit();
@@ -351,14 +385,16 @@ class GroupCommitDriver implements Driver {
   /** Runs `turn` as soon as no transaction holds the connection (and earlier callers have run). */
   #whenFree<T>(turn: (resolve: (value: T) => void, reject: (error: unknown) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const run = () => {
+      const run = (closed?: Error) => {
+        if (closed) return reject(closed);
         try {
           turn(resolve, reject);
         } catch (error) {
           reject(error);
         }
       };
-      if (!this.#holder && this.#waiting.length === 0) run();
+      if (this.#closed) run(STORE_CLOSED);
+      else if (!this.#holder && this.#waiting.length === 0) run();
       else this.#waiting.push(run);
     });
   }
@@ -392,7 +428,7 @@ class GroupCommitDriver implements Driver {
       this.#commitScheduled = true;
       setImmediate(() => {
         this.#commitScheduled = false;
-        if (!this.#holder) this.#commit();
+        if (!this.#holder && !this.#closed) this.#commit();
       });
     }
   }

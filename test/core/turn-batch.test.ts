@@ -13,14 +13,15 @@ describe('TurnBatch', () => {
     expect(calls).toEqual([[1, 2, 3], [4]]);
   });
 
-  it('a failed call fails every caller of its batch, not the next batch', async () => {
-    let fail = true;
+  it('a failed batch is handed on item by item: a bad item fails its own caller only', async () => {
+    const calls: string[][] = [];
     const batch = new TurnBatch<string>(async (items) => {
-      if (fail) throw new Error(`lost ${items.join(',')}`);
+      calls.push(items);
+      if (items.includes('bad')) throw new Error(`refused ${items.join(',')}`);
     });
-    const results = await Promise.allSettled([batch.add('a'), batch.add('b')]);
-    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual(['lost a,b', 'lost a,b']);
-    fail = false;
+    const results = await Promise.allSettled([batch.add('a'), batch.add('bad'), batch.add('b')]);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual(['ok', 'refused bad', 'ok']);
+    expect(calls).toEqual([['a', 'bad', 'b'], ['a'], ['bad'], ['b']]);
     await expect(batch.add('c')).resolves.toBeUndefined();
   });
 

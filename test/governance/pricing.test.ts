@@ -61,6 +61,11 @@ describe('pricing', () => {
     }
   });
 
+  it('more cached tokens than input tokens is a usage the table refuses: the price is unknown, never negative', () => {
+    const usage = { input_tokens: 100, output_tokens: 10, total_tokens: 110, cached_input_tokens: 500 };
+    for (let i = 0; i < 2; i++) expect(priceCall(usage, { provider: 'openai', model: 'gpt-4o' })).toEqual({ costUsd: 0, priceKnown: false, source: 'unknown' });
+  });
+
   it('uses the vendor-reported cost before the table, and never guesses unknown prices', () => {
     expect(priceCall({ input_tokens: 10, output_tokens: 10, total_tokens: 20 }, { provider: 'openrouter', model: 'openai/gpt-4o', providerCostUsd: 0.0042 })).toEqual({ costUsd: 0.0042, priceKnown: true, source: 'provider' });
     expect(priceCall({ input_tokens: 10, output_tokens: 10, total_tokens: 20 }, { provider: 'ollama', model: 'llama3.2' })).toEqual({ costUsd: 0, priceKnown: false, source: 'unknown' });

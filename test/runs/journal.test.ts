@@ -69,6 +69,7 @@ describe('run journal batches', () => {
     expect(calls).toEqual([
       { steps: 1, events: [11, 12, 13] },
       { steps: 1, events: [14] },
+      { steps: 0, events: [15] },
     ]);
     const stored = await storage.runs.listEvents(RUN, 0);
     expect(stored.map((e) => [e.seq, e.type])).toEqual([

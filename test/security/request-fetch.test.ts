@@ -1,6 +1,7 @@
 /** The vendor calls' fetch over undici's plain request: what a vendor client relies on, as fetch does it. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestFetch } from '../../src/security/request-fetch.ts';
@@ -34,6 +35,15 @@ describe('requestFetch', () => {
           res.writeHead(204).end();
         } else if (req.url === '/moved') {
           res.writeHead(302, { location: '/elsewhere' }).end('moved');
+        } else if (req.url === '/gzip') {
+          // Compressed whatever was asked (some proxies do).
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(JSON.stringify({ ok: true, asked: req.headers['accept-encoding'] ?? null })));
+        } else if (req.url === '/cut') {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write('data: partial\n\n');
+          setTimeout(() => res.socket?.destroy(), 20);
+        } else if (req.url === '/bad-gateway') {
+          res.writeHead(502, 'Bad Gateway').end();
         } else if (req.url === '/slow') {
           setTimeout(() => res.writeHead(200).end('late'), 5_000).unref();
         } else {
@@ -61,7 +71,7 @@ describe('requestFetch', () => {
     const request = seen.at(-1)!;
     expect(request).toMatchObject({ method: 'POST', url: '/v1/chat?x=1', body: '{"q":1}' });
     expect(request.headers).toMatchObject({ authorization: 'Bearer k', 'content-type': 'application/json' });
-    expect(request.headers['accept-encoding']).toBeUndefined();
+    expect(request.headers['accept-encoding']).toBe('identity');
   });
 
   it('streams the body as it arrives', async () => {
@@ -109,6 +119,22 @@ describe('requestFetch', () => {
     reading.abort();
     await expect(reader.read()).rejects.toBeDefined();
     await closedMidStream;
+  });
+
+  it('decodes a compressed body, asked for or not; keeps the status text', async () => {
+    expect(await (await fetchVia(`${base}/gzip`)).json()).toEqual({ ok: true, asked: 'identity' });
+    expect(await (await fetchVia(`${base}/gzip`, { headers: { 'Accept-Encoding': 'gzip' } })).json()).toEqual({ ok: true, asked: 'gzip' });
+    const bad = await fetchVia(`${base}/bad-gateway`);
+    expect([bad.status, bad.statusText]).toEqual([502, 'Bad Gateway']);
+  });
+
+  it('a body cut off mid-stream fails as fetch fails it: TypeError "terminated" with the cause', async () => {
+    const reader = (await fetchVia(`${base}/cut`)).body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('data: partial\n\n');
+    const failure = await reader.read().then(() => undefined, (error: unknown) => error);
+    expect(failure).toBeInstanceOf(TypeError);
+    expect((failure as TypeError).message).toBe('terminated');
+    expect((failure as TypeError).cause).toBeInstanceOf(Error);
   });
 
   it('takes a Request object through undici fetch on the same dispatcher', async () => {

@@ -119,6 +119,33 @@ describe('SQLite group commit', () => {
     expect(count()).toBe(4);
   });
 
+  it('closing during a transaction undoes it (never half of it) and refuses whoever waits', async () => {
+    let inside: () => void = () => {};
+    const reachedInside = new Promise<void>((resolve) => (inside = resolve));
+    const tx = db.transaction().execute(async (trx) => {
+      await sql`insert into t (id, note) values (40, 'tx')`.execute(trx);
+      inside();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sql`insert into t (id, note) values (41, 'tx')`.execute(trx);
+    });
+    const txOutcome = tx.then(() => 'committed', (error: Error) => error.message);
+    await reachedInside;
+    const waiting = insert(42).then(() => 'stored', (error: Error) => error.message);
+    await db.destroy();
+    expect(await txOutcome).toBe('the store was closed during the transaction');
+    expect(await waiting).toBe('the store is closed');
+    expect(count()).toBe(0);
+    db = openSqlite(file);
+  });
+
+  it('a statement that starts with a common table expression is a read unless it writes', async () => {
+    await insert(1);
+    const rows = await sql<{ n: number }>`with x as (select id from t) select count(*) as n from x`.execute(db);
+    expect(rows.rows[0]!.n).toBe(1);
+    await sql`with x as (select 2 as id) insert into t (id, note) select id, 'cte' from x`.execute(db);
+    expect(count()).toBe(2);
+  });
+
   it('closing commits what is pending', async () => {
     const write = insert(99);
     // Microtasks only: the write reaches the connection, the turn (and its commit) is not over.
