@@ -87,10 +87,6 @@ class NodeSqliteDatabase implements SqliteDatabase {
     return this.#db.isTransaction;
   }
 
-  exec(sql: string): void {
-    this.#db.exec(sql);
-  }
-
   close(): void {
     this.#statements.clear();
     if (this.#checkpointer) {
@@ -304,8 +300,7 @@ class GroupCommitDriver implements Driver {
         this.#endTransaction(caller);
         return reject(error);
       }
-      this.#acks.push({ resolve, reject });
-      if (this.#acks.length >= MAX_BATCH_WRITES) this.#commit();
+      this.#acknowledge({ resolve, reject });
       this.#endTransaction(caller);
     });
   }
@@ -315,10 +310,7 @@ class GroupCommitDriver implements Driver {
     // A commit that failed has ended the transaction already: nothing is left to undo.
     if (!caller.savepoint || this.#holder !== caller) return;
     try {
-      if (this.#database.inTransaction) {
-        this.#control(`rollback to ${caller.savepoint}`);
-        this.#control(`release ${caller.savepoint}`);
-      }
+      if (this.#database.inTransaction) this.#undo(caller.savepoint);
     } finally {
       this.#endTransaction(caller);
     }
@@ -327,10 +319,7 @@ class GroupCommitDriver implements Driver {
   async destroy(): Promise<void> {
     // A transaction still open is undone, never committed half-way; whoever waits is refused.
     const holder = this.#holder;
-    if (holder?.savepoint && this.#database.inTransaction) {
-      this.#control(`rollback to ${holder.savepoint}`);
-      this.#control(`release ${holder.savepoint}`);
-    }
+    if (holder?.savepoint && this.#database.inTransaction) this.#undo(holder.savepoint);
     if (holder) holder.lost = new Error('the store was closed during the transaction');
     this.#holder = undefined;
     this.#closed = true;
@@ -373,8 +362,7 @@ class GroupCommitDriver implements Driver {
       }
       // A write with RETURNING reads rows, but its rows are its own: it is still acknowledged
       // only once committed.
-      this.#acks.push({ resolve: () => resolve(result), reject });
-      if (this.#acks.length >= MAX_BATCH_WRITES) this.#commit();
+      this.#acknowledge({ resolve: () => resolve(result), reject });
     });
   }
 
@@ -409,6 +397,18 @@ class GroupCommitDriver implements Driver {
   /** Commits the open batch unless a caller's transaction holds it (that one ends by itself). */
   commitIfIdle(): void {
     if (!this.#holder) this.#commit();
+  }
+
+  /** Tells the writer of the batch's outcome once it ends; a full batch commits now. */
+  #acknowledge(ack: { resolve: () => void; reject: (error: unknown) => void }): void {
+    this.#acks.push(ack);
+    if (this.#acks.length >= MAX_BATCH_WRITES) this.#commit();
+  }
+
+  /** Undoes a caller's savepoint, leaving the rest of the batch as it was. */
+  #undo(savepoint: string): void {
+    this.#control(`rollback to ${savepoint}`);
+    this.#control(`release ${savepoint}`);
   }
 
   /** Transaction control, prepared once (it runs several times per batch). */
@@ -452,7 +452,7 @@ class GroupCommitDriver implements Driver {
     try {
       this.#control('commit');
     } catch (error) {
-      if (this.#database.inTransaction) this.#database.exec('rollback');
+      if (this.#database.inTransaction) this.#control('rollback');
       for (const ack of acks) ack.reject(error);
       return;
     }

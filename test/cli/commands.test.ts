@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promptOf, startEnsemble, type Ensemble } from '../support/ensemble.ts';
+import { cleanEnv } from '../support/process.ts';
 
 const ESC = '\x1b';
 const scratch = mkdtempSync(join(tmpdir(), 'ensemble-cli-'));
@@ -18,17 +19,6 @@ interface Result {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-/** The environment a user's shell would have, without anything of ours leaking in. */
-function cleanEnv(extra: Record<string, string | undefined>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined || /^(ENSEMBLE_|FORCE_COLOR|NO_COLOR|DATABASE_URL|REDIS_URL)/.test(key) || /_API_KEY$/.test(key)) continue;
-    env[key] = value;
-  }
-  for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value;
-  return env;
 }
 
 /** Runs `ensemble ...args` (asynchronously: the server answers from this process). */

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { promptOf, startEnsemble, type Ensemble } from '../support/ensemble.ts';
+import { cleanEnv } from '../support/process.ts';
 
 const BIN = join(process.cwd(), 'bin/ensemble.js');
 const HAS_SCRIPT = spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout?.includes('util-linux') ?? false;
@@ -28,16 +29,6 @@ afterAll(async () => {
   await e.close();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-function cleanEnv(extra: Record<string, string | undefined>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined || /^(ENSEMBLE_|FORCE_COLOR|NO_COLOR|DATABASE_URL|REDIS_URL)/.test(key) || /_API_KEY$/.test(key)) continue;
-    env[key] = value;
-  }
-  for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value;
-  return env;
-}
 
 const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
 

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeVendor } from '../fakes/harness.ts';
-import { createProvider, isProviderError, type Provider, type ProviderError, type StreamPart } from '../../src/providers/index.ts';
+import { createProvider, type Provider, type StreamPart } from '../../src/providers/index.ts';
+import { rejection, until } from './calls.ts';
 import { VENDOR_CASES, type VendorCase } from './vendors.ts';
 
 const FAST_RETRIES = { retryPolicy: { initialDelayMs: 5, maxDelayMs: 20 }, env: {} };
@@ -17,24 +18,6 @@ async function collect(stream: AsyncIterable<StreamPart>) {
     else if (part.type === 'finish') finish = part;
   }
   return { deltas, finish };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isProviderError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe.each(VENDOR_CASES)('$provider provider on the wire', (vendor: VendorCase) => {

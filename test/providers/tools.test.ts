@@ -9,14 +9,13 @@ import { governanceMiddleware, type GovernanceDeps } from '../../src/governance/
 import {
   applyMiddleware,
   createProvider,
-  isProviderError,
   type CallContext,
   type Provider,
-  type ProviderError,
   type StreamPart,
   type ToolDefinition,
   type ToolEvent,
 } from '../../src/providers/index.ts';
+import { rejection, until } from './calls.ts';
 import { VENDOR_CASES, type VendorCase } from './vendors.ts';
 
 const FAST_RETRIES = { retryPolicy: { initialDelayMs: 5, maxDelayMs: 20 }, env: {} };
@@ -56,24 +55,6 @@ async function collect(stream: AsyncIterable<StreamPart>) {
   for await (const part of stream) parts.push(part);
   const finish = parts.find((p): p is Extract<StreamPart, { type: 'finish' }> => p.type === 'finish');
   return { parts, finish };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isProviderError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe.each(VENDOR_CASES)('$provider tool calling on the wire', (vendor: VendorCase) => {

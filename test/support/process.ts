@@ -51,3 +51,14 @@ export async function spawnServer(args: string[], env: Record<string, string | u
     },
   };
 }
+
+/** The environment a user's shell would have, without anything of ours leaking in. */
+export function cleanEnv(extra: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined || /^(ENSEMBLE_|FORCE_COLOR|NO_COLOR|DATABASE_URL|REDIS_URL)/.test(key) || /_API_KEY$/.test(key)) continue;
+    env[key] = value;
+  }
+  for (const [key, value] of Object.entries(extra)) if (value !== undefined) env[key] = value;
+  return env;
+}
