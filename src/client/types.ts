@@ -196,7 +196,9 @@ export type RunEventType =
   | 'run.retried'
   | 'run.completed'
   | 'run.failed'
-  | 'run.cancelled';
+  | 'run.cancelled'
+  | 'step.consult.started'
+  | 'step.consult.completed';
 
 /** One Server-Sent Event of a run: `data` always holds `run_id` and `seq`. */
 export interface RunEvent {

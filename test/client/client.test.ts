@@ -1,8 +1,14 @@
 /** ensemble/client against a real server: every operation of the OpenAPI document, round-tripped. */
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_OPERATIONS, createClient, EnsembleApiError, type EnsembleClient, type RunEvent } from '../../src/client/index.ts';
+import { CLIENT_OPERATIONS, createClient, EnsembleApiError, type EnsembleClient, type RunEvent, type RunEventType as ClientEventType } from '../../src/client/index.ts';
+import type { RunEventType as ServerEventType } from '../../src/workflow/index.ts';
 import { ADMIN_TOKEN, startEnsemble, type Ensemble } from '../support/ensemble.ts';
+
+// The client stands alone (it imports nothing of the server), so its event names are its own
+// copy: the type checker holds them to the server's.
+const sameEventTypes: [ClientEventType, ServerEventType] extends [ServerEventType, ClientEventType] ? true : false = true;
+void sameEventTypes;
 
 let e: Ensemble;
 let admin: EnsembleClient;
